@@ -7,20 +7,26 @@ everything below is importable as ``otmetrics.<name>``.
 
 from __future__ import annotations
 
+import types as _types
+
 from ._warnings import ConvergenceWarning, NumericalWarning, OTMetricsWarning
 from .costs import PointCloud, cost_matrix, pairwise_distances
 
-# -- exact transport (issue: foundation) --------------------------------------------------------
-# -- sinkhorn (issue: batched Sinkhorn) ----------------------------------------------------------
-# -- generative metrics (issue: FID/KID/IS) -------------------------------------------------------
+# -- exact transport, 1-D, divergences (foundation) ----------------------------------------------
+
+# -- Sinkhorn (entropic OT) ---------------------------------------------------------------------
+
+# -- generative-model metrics: mathematics and streaming objects ------------------------------------
+
+# -- generative-model metrics: features (InceptionV3, images) ---------------------------------------
+
+# -- critic (lives in otmetrics.critic; nothing flat but the module) -------------------------------
+
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConvergenceWarning",
-    "NumericalWarning",
-    "OTMetricsWarning",
-    "PointCloud",
-    "cost_matrix",
-    "pairwise_distances",
-]
+# The public names: everything imported above that is not private and not a submodule.
+__all__ = sorted(
+    _name for _name, _value in list(globals().items())
+    if not _name.startswith("_") and not isinstance(_value, _types.ModuleType) and _name != "annotations"
+)
