@@ -13,6 +13,10 @@ from ._warnings import ConvergenceWarning, NumericalWarning, OTMetricsWarning
 from .costs import PointCloud, cost_matrix, pairwise_distances
 
 # -- exact transport, 1-D, divergences (foundation) ----------------------------------------------
+from .certificate import Certificate, c_transform, certify, dual_value
+from .exact import OTResult, emd, wasserstein
+from .divergences import entropy, js_distance, js_divergence, kl_divergence, total_variation
+from .oned import wasserstein_1d
 
 # -- Sinkhorn (entropic OT) ---------------------------------------------------------------------
 

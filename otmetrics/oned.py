@@ -1,0 +1,184 @@
+"""Closed forms of optimal transport on the real line, through quantile functions.
+
+On the line, the optimal plan is the monotone rearrangement, and for every ``p >= 1``
+
+.. math::
+
+    W_p(\\mu, \\nu)^p = \\int_0^1 \\big| F_\\mu^{-1}(t) - F_\\nu^{-1}(t) \\big|^p \\, dt,
+
+where ``F^{-1}`` are the (left-continuous) quantile functions. For discrete measures both quantile
+functions are piecewise constant; merging their breakpoints gives the integral exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._array import first_tensor, is_tensor, validate_array, validate_p, validate_weights
+
+__all__ = ["wasserstein_1d"]
+
+
+def _check_values_and_weights(values, weights, name, wname):
+    values = validate_array(values, name, what="values")
+    if values.ndim == 0:
+        raise ValueError(f"{name}: expected at least one dimension (the samples), got a scalar")
+    if weights is None:
+        return values, None
+    weights = validate_weights(weights, wname, ndim=tuple(range(1, 33)))
+    if tuple(weights.shape) != tuple(values.shape):
+        raise ValueError(
+            f"{wname}: shape {tuple(weights.shape)} does not match {name}'s shape {tuple(values.shape)}"
+        )
+    return values, weights
+
+
+def wasserstein_1d(u, v, u_weights=None, v_weights=None, p: float = 1):
+    """Exact p-Wasserstein distance between discrete measures on the real line.
+
+    .. math::
+
+        W_p(\\mu, \\nu) = \\Big( \\int_0^1 |F_\\mu^{-1}(t) - F_\\nu^{-1}(t)|^p \\, dt \\Big)^{1/p},
+        \\qquad \\mu = \\sum_i w_i \\delta_{u_i},\\; \\nu = \\sum_j w'_j \\delta_{v_j}.
+
+    Parameters
+    ----------
+    u : array-like or tensor, shape ``(..., n)``
+        Sample positions of the first measure; leading axes are a batch.
+    v : array-like or tensor, shape ``(..., m)``
+        Sample positions of the second measure; its batch axes broadcast against those of ``u``.
+    u_weights, v_weights : optional, same shapes as ``u`` and ``v``
+        Non-negative weights (normalised internally); uniform when omitted.
+    p : float, default 1
+        The order, ``>= 1`` (any real, not only integers).
+
+    Returns
+    -------
+    float (1-D numpy input), ndarray of the batch shape, or a tensor (torch input; differentiable in
+    the positions and the weights).
+
+    Notes
+    -----
+    Equal sizes and uniform weights reduce to ``mean |sort(u) - sort(v)|^p``: two sorts,
+    ``O(n log n)``. Otherwise the ``n + m`` cumulative weights are merged (one more sort of
+    ``n + m`` levels) and the integral is summed exactly over the merged intervals. Unlike POT's
+    ``wasserstein_1d`` (which returns ``W_p^p`` and batches along trailing axes) this returns
+    ``W_p`` and batches along leading axes; for ``p = 1`` it equals
+    ``scipy.stats.wasserstein_distance``.
+
+    References
+    ----------
+    Santambrogio, *Optimal Transport for Applied Mathematicians*, 2015, Prop. 2.17.
+    Peyré & Cuturi, *Computational Optimal Transport*, 2019, Remark 2.30.
+
+    Examples
+    --------
+    >>> wasserstein_1d([0.0, 1.0, 3.0], [5.0, 6.0, 8.0])
+    5.0
+    >>> round(wasserstein_1d([0.0, 1.0], [0.0, 2.0], p=2), 12)  # sqrt((0 + 1) / 2)
+    0.707106781187
+    """
+    p = validate_p(p)
+    u, u_weights = _check_values_and_weights(u, u_weights, "u", "u_weights")
+    v, v_weights = _check_values_and_weights(v, v_weights, "v", "v_weights")
+    try:
+        np.broadcast_shapes(tuple(u.shape[:-1]), tuple(v.shape[:-1]))
+    except ValueError:
+        raise ValueError(
+            f"v: batch shape {tuple(v.shape[:-1])} does not broadcast with u's {tuple(u.shape[:-1])}"
+        ) from None
+    like = first_tensor(u, v, u_weights, v_weights)
+    if like is not None:
+        out = _wasserstein_1d_torch(u, v, u_weights, v_weights, p, like)
+    else:
+        out = _wasserstein_1d_numpy(u, v, u_weights, v_weights, p)
+        out = float(out) if np.ndim(out) == 0 else out
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The two array libraries share the algorithm; the primitives differ.
+# ----------------------------------------------------------------------------------------------
+def _power_mean(diff_abs, dt, p):
+    """sum dt * |diff|^p along the last axis, with the cheap cases special-cased."""
+    if p == 1.0:
+        powered = diff_abs
+    elif p == 2.0:
+        powered = diff_abs * diff_abs
+    else:
+        powered = diff_abs**p
+    return (powered * dt).sum(-1) if dt is not None else powered.mean(-1)
+
+
+def _wasserstein_1d_numpy(u, v, wu, wv, p):
+    batch = np.broadcast_shapes(u.shape[:-1], v.shape[:-1])
+    n, m = u.shape[-1], v.shape[-1]
+    if wu is None and wv is None and n == m:
+        us, vs = np.sort(u, axis=-1), np.sort(v, axis=-1)
+        total = _power_mean(np.abs(us - vs), None, p)
+        return np.broadcast_to(total, batch) ** (1.0 / p)
+
+    def sorted_cdf(values, weights, size):
+        if weights is None:
+            return np.sort(values, axis=-1), np.broadcast_to(np.arange(1, size + 1) / size, values.shape)
+        order = np.argsort(values, axis=-1, kind="stable")
+        w = np.take_along_axis(weights, order, -1)
+        cdf = np.cumsum(w, -1)
+        cdf = cdf / cdf[..., -1:]
+        return np.take_along_axis(values, order, -1), cdf
+
+    us, cu = sorted_cdf(u, wu, n)
+    vs, cv = sorted_cdf(v, wv, m)
+    us, cu = np.broadcast_to(us, batch + (n,)), np.broadcast_to(cu, batch + (n,))
+    vs, cv = np.broadcast_to(vs, batch + (m,)), np.broadcast_to(cv, batch + (m,))
+    levels = np.concatenate([cu, cv], -1)
+    order = np.argsort(levels, axis=-1, kind="stable")
+    t = np.take_along_axis(levels, order, -1)
+    dt = np.diff(t, axis=-1, prepend=0.0)
+    from_u = order < n
+    # on (t_{k-1}, t_k] with dt > 0, the quantile index of u is the number of u-levels strictly
+    # below t_k, i.e. the number of u-levels sorted before position k
+    iu = np.minimum(np.cumsum(from_u, -1) - from_u, n - 1)
+    iv = np.minimum(np.cumsum(~from_u, -1) - ~from_u, m - 1)
+    diff = np.abs(np.take_along_axis(us, iu, -1) - np.take_along_axis(vs, iv, -1))
+    return np.maximum(_power_mean(diff, dt, p), 0.0) ** (1.0 / p)
+
+
+def _wasserstein_1d_torch(u, v, wu, wv, p, like):
+    import torch
+
+    dtype = like.dtype if like.is_floating_point() else torch.float64
+
+    def as_t(x):
+        if x is None:
+            return None
+        return (x if is_tensor(x) else torch.as_tensor(np.asarray(x))).to(device=like.device, dtype=dtype)
+
+    u, v, wu, wv = as_t(u), as_t(v), as_t(wu), as_t(wv)
+    batch = torch.broadcast_shapes(u.shape[:-1], v.shape[:-1])
+    n, m = u.shape[-1], v.shape[-1]
+    if wu is None and wv is None and n == m:
+        us, vs = torch.sort(u, dim=-1).values, torch.sort(v, dim=-1).values
+        total = _power_mean((us - vs).abs(), None, p)
+        return total.expand(batch) ** (1.0 / p)
+
+    def sorted_cdf(values, weights, size):
+        if weights is None:
+            cdf = torch.arange(1, size + 1, device=values.device, dtype=dtype) / size
+            return torch.sort(values, dim=-1).values, cdf.expand(values.shape)
+        sorted_values, order = torch.sort(values, dim=-1, stable=True)
+        cdf = torch.cumsum(torch.gather(weights, -1, order), -1)
+        return sorted_values, cdf / cdf[..., -1:]
+
+    us, cu = sorted_cdf(u, wu, n)
+    vs, cv = sorted_cdf(v, wv, m)
+    us, cu = us.expand(batch + (n,)), cu.expand(batch + (n,))
+    vs, cv = vs.expand(batch + (m,)), cv.expand(batch + (m,))
+    levels = torch.cat([cu, cv], -1)
+    t, order = torch.sort(levels, dim=-1, stable=True)
+    dt = torch.diff(t, dim=-1, prepend=torch.zeros_like(t[..., :1]))
+    from_u = (order < n).long()
+    iu = (torch.cumsum(from_u, -1) - from_u).clamp_max(n - 1)
+    iv = (torch.cumsum(1 - from_u, -1) - (1 - from_u)).clamp_max(m - 1)
+    diff = (torch.gather(us, -1, iu) - torch.gather(vs, -1, iv)).abs()
+    return _power_mean(diff, dt, p).clamp_min(0) ** (1.0 / p)
