@@ -23,6 +23,8 @@ from .oned import wasserstein_1d
 # -- generative-model metrics: mathematics and streaming objects ------------------------------------
 
 # -- generative-model metrics: features (InceptionV3, images) ---------------------------------------
+from .inception import FIDInceptionV3
+from .images import image_features, iter_image_features
 
 # -- critic (lives in otmetrics.critic; nothing flat but the module) -------------------------------
 
