@@ -1,0 +1,99 @@
+"""A griffe extension: the reStructuredText bits of numpydoc docstrings, as Markdown.
+
+otmetrics writes numpydoc docstrings (they read well in ``help()`` and IPython), which use a few
+reStructuredText constructs that mkdocstrings would print verbatim. Before a docstring is
+parsed for the API pages, this rewrites:
+
+- ``.. math::`` blocks          -> ``$$ ... $$`` (typeset by MathJax through pymdownx.arithmatex);
+- ``:math:`x```                 -> ``$x$``;
+- ``:func:`~pkg.name```, ``:class:``, ``:meth:``, ``:attr:``, ``:mod:``, ``:data:``, ``:exc:``,
+  ``:obj:``                     -> ``name`` as inline code (the ``~`` form keeps the last part);
+- ``.. [1] Author, Title``      -> ``[1] Author, Title`` (numbered references);
+- ``.. note::`` / ``.. warning::`` blocks -> admonitions.
+
+The source is untouched; only what the documentation site shows changes. Loaded from
+``mkdocs.yml`` (``plugins.mkdocstrings.handlers.python.options.extensions``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import griffe
+
+_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|attr|mod|data|exc|obj|const):`(~?)([^`]+)`")
+_MATH_ROLE = re.compile(r":math:`([^`]+)`")
+_CITATION = re.compile(r"^(\s*)\.\. \[([\w-]+)\]", re.M)
+_DIRECTIVE = re.compile(r"^(\s*)\.\. (math|note|warning|seealso)::[ \t]*(.*)$")
+
+
+def _role(match: re.Match) -> str:
+    short, target = match.group(1), match.group(2)
+    text = target.split(".")[-1] if short else target
+    if "<" in text and text.endswith(">"):  # :func:`label <target>`
+        text = text.split("<")[0].strip()
+    return f"`{text}`"
+
+
+def _indent_of(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _directives(text: str) -> str:
+    """Rewrite indented RST directive blocks (math, note, warning, seealso)."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        match = _DIRECTIVE.match(lines[i])
+        if not match:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent, kind, argument = match.group(1), match.group(2), match.group(3).strip()
+        base = len(indent)
+        body: list[str] = []
+        j = i + 1
+        while j < len(lines) and (not lines[j].strip() or _indent_of(lines[j]) > base):
+            body.append(lines[j])
+            j += 1
+        while body and not body[-1].strip():  # trailing blank lines belong to what follows
+            body.pop()
+            j -= 1
+        content = list(body)
+        depth = min((_indent_of(line) for line in content if line.strip()), default=base)
+        content = [line[depth:] if line.strip() else "" for line in content]
+        while content and not content[0]:
+            content.pop(0)
+        if kind == "math":
+            # Sphinx renders blank-line separated paragraphs of a math block as separate equations
+            formula = "\n".join(([argument] if argument else []) + content).strip()
+            for k, equation in enumerate(re.split(r"\n\s*\n", formula)):
+                out += ([""] if k else []) + [f"{indent}$$", *[f"{indent}{line}" for line in equation.split("\n")],
+                                              f"{indent}$$"]
+        else:
+            title = {"note": "note", "warning": "warning", "seealso": "info"}[kind]
+            label = ' "See also"' if kind == "seealso" else ""
+            out.append(f"{indent}!!! {title}{label}")
+            first = [argument] if argument else []
+            out += [f"{indent}    {line}" if line else "" for line in first + content]
+        i = j
+    return "\n".join(out)
+
+
+def rst_to_markdown(text: str) -> str:
+    """The Markdown form of the RST constructs used in numpydoc docstrings (see module doc)."""
+    text = _directives(text)
+    text = _MATH_ROLE.sub(lambda m: f"${m.group(1)}$", text)
+    text = _ROLE.sub(_role, text)
+    text = _CITATION.sub(lambda m: f"{m.group(1)}[{m.group(2)}]", text)
+    return text
+
+
+class RstDocstrings(griffe.Extension):
+    """Rewrite each docstring once, when its object is created (before it is parsed)."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = rst_to_markdown(obj.docstring.value)
