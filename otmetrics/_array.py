@@ -127,8 +127,7 @@ def describe(x: Any) -> str:
 # ----------------------------------------------------------------------------------------------
 def _reduce(x, op: str) -> float:
     if is_tensor(x):
-        value = getattr(x, op)()
-        return float(value)
+        return float(getattr(x.detach(), op)())
     return float(getattr(np, op)(x))
 
 

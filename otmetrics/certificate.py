@@ -39,9 +39,9 @@ class Certificate:
     primal : ``<C, P>``, the cost of the plan.
     dual : ``<a, u> + <b, v>``, the value of the potentials.
     duality_gap : ``primal - dual`` (signed; ``>= 0`` up to rounding when both are feasible).
-    relative_gap : ``|duality_gap| / max(|primal|, mass * max|C|)``: relative to the primal value, or to
-        the cost scale when the primal value is small (the dual sum has rounding errors of order
-        ``mass * max|C| * machine epsilon`` even when the primal value is 0).
+    relative_gap : ``|duality_gap| / max(|primal|, mass * max|C|, <|a|, |u|> + <|b|, |v|>)``: relative to
+        the primal value, or to the size of the numbers summed when the primal value is small (the
+        dual sum has rounding errors of that order even when the primal value is 0).
     min_reduced_cost : ``min_ij C_ij - u_i - v_j``; ``< 0`` means the potentials are infeasible.
     max_slackness : ``max |C_ij - u_i - v_j|`` over the support ``P_ij > 0`` (complementary slackness).
     marginal_error_a, marginal_error_b : L1 errors ``|P 1 - a|_1`` and ``|P^T 1 - b|_1``.
@@ -163,7 +163,8 @@ def certify(a, b, cost, plan, u, v, *, rtol: float = 1e-9) -> Certificate:
     gap = primal - dual
     mass = a.sum(-1)
     cmax = np.abs(cost).max((-2, -1))
-    scale = np.maximum(np.abs(primal), mass * cmax)
+    magnitude = (np.abs(a) * np.abs(u)).sum(-1) + (np.abs(b) * np.abs(v)).sum(-1)
+    scale = np.maximum(np.maximum(np.abs(primal), mass * cmax), magnitude)
     relative_gap = np.abs(gap) / np.maximum(scale, _TINY)  # scale is 0 only when C == 0
     reduced = cost - u[..., :, None] - v[..., None, :]
     min_reduced = reduced.min((-2, -1))

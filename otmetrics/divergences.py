@@ -161,7 +161,8 @@ def kl_divergence(p, q, *, base: float | None = None, axis: int = -1, normalize:
 
     Notes
     -----
-    ``O(k)``. Equals ``scipy.stats.entropy(p, q, base=base, axis=axis)``. Not symmetric, not a metric.
+    ``O(k)``. Equals ``scipy.stats.entropy(p, q, base=base, axis=axis)``, except that rounding
+    errors below zero are clamped (KL is never negative). Not symmetric, not a metric.
 
     References
     ----------
@@ -177,7 +178,10 @@ def kl_divergence(p, q, *, base: float | None = None, axis: int = -1, normalize:
     scale = _log_base(base)
     p, q = _pair(p, q, axis, normalize)
     value = _rel_entr(p, q).sum(axis) / scale
-    return _finish(value, first_tensor(p, q))
+    like = first_tensor(p, q)
+    # KL >= 0 (Gibbs); rounding can give -1e-16 for nearly equal histograms
+    value = value.clamp_min(0) if like is not None else np.maximum(value, 0.0)
+    return _finish(value, like)
 
 
 def js_divergence(p, q, *, base: float | None = None, axis: int = -1, normalize: bool = True):

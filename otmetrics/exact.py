@@ -144,10 +144,16 @@ def _centre(a, b, u, v):
 def _solve_one(a, b, cost, backend, max_iter, rtol, constraints=None):
     """Solve one problem and certify it (in the worker thread: numpy releases the GIL too)."""
     cost = np.ascontiguousarray(cost)
+    # The solvers compare reduced costs with absolute epsilons: solve at unit scale, so that
+    # costs of any magnitude (1e-200 or 1e200) are solved to the same relative accuracy.
+    scale = float(np.abs(cost).max())
+    unit_cost = cost / scale if scale > 0 and scale != 1.0 else cost
     if backend == "network_simplex":
-        plan, u, v, status = _solve_network_simplex(a, b, cost, max_iter)
+        plan, u, v, status = _solve_network_simplex(a, b, unit_cost, max_iter)
     else:
-        plan, u, v, status = _solve_highs(a, b, cost, max_iter, constraints)
+        plan, u, v, status = _solve_highs(a, b, unit_cost, max_iter, constraints)
+    if unit_cost is not cost:
+        u, v = u * scale, v * scale
     u, v = _repair_null_duals(a, b, cost, u, v)
     u, v = _centre(a, b, u, v)
     return plan, u, v, status, certify(a, b, cost, plan, u, v, rtol=rtol)

@@ -1,0 +1,221 @@
+"""Assertions about transport plans, dual potentials and distances.
+
+Each assertion recomputes what it checks from the inputs (it never trusts a solver's own report),
+raises ``AssertionError`` with the measured numbers when the check fails, and accepts numpy arrays,
+torch tensors or lists. Tolerances are relative to the scale of the problem: the total mass and
+``max |C|``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .._array import to_numpy
+
+__all__ = [
+    "assert_marginals",
+    "assert_dual_feasible",
+    "assert_complementary_slackness",
+    "assert_strong_duality",
+    "assert_weak_duality",
+    "assert_optimal",
+    "assert_metric_axioms",
+]
+
+
+def _arrays(**named):
+    return [to_numpy(value, name) for name, value in named.items()]
+
+
+def _cost_scale(cost):
+    return max(float(np.abs(cost).max()), np.finfo(np.float64).tiny)
+
+
+def _dual_scale(a, b, cost, u, v):
+    """The size of the numbers summed in a duality check: rounding errors are relative to it."""
+    magnitude = (np.abs(a) * np.abs(u)).sum(-1) + (np.abs(b) * np.abs(v)).sum(-1)
+    return np.maximum(np.maximum(a.sum(-1) * np.abs(cost).max((-2, -1)), magnitude), np.finfo(np.float64).tiny)
+
+
+def assert_marginals(plan, a, b, *, rtol: float = 1e-9) -> None:
+    """Assert that ``plan`` is a non-negative coupling of ``a`` and ``b``.
+
+    Checks ``P >= 0``, ``|P 1 - a|_1 <= rtol * mass`` and ``|P^T 1 - b|_1 <= rtol * mass``
+    (batched over a leading axis).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> assert_marginals(np.eye(2) / 2, [0.5, 0.5], [0.5, 0.5])
+    """
+    plan, a, b = _arrays(plan=plan, a=a, b=b)
+    mass = float(np.max(a.sum(-1)))
+    low = float(plan.min())
+    if low < -rtol * mass:
+        raise AssertionError(f"plan has a negative entry {low:.3g}")
+    err_a = float(np.abs(plan.sum(-1) - a).sum(-1).max())
+    err_b = float(np.abs(plan.sum(-2) - b).sum(-1).max())
+    if err_a > rtol * mass or err_b > rtol * mass:
+        raise AssertionError(
+            f"plan marginals are off: |P1 - a|_1 = {err_a:.3g}, |P^T1 - b|_1 = {err_b:.3g} "
+            f"(tolerance {rtol * mass:.3g})"
+        )
+
+
+def assert_dual_feasible(cost, u, v, *, rtol: float = 1e-9) -> None:
+    """Assert that ``u_i + v_j <= C_ij`` for every pair, to ``rtol * max|C|``.
+
+    Examples
+    --------
+    >>> assert_dual_feasible([[0.0, 1.0], [1.0, 0.0]], [0.0, 0.0], [0.0, 0.0])
+    """
+    cost, u, v = _arrays(cost=cost, u=u, v=v)
+    reduced = cost - u[..., :, None] - v[..., None, :]
+    worst = float(reduced.min())
+    if worst < -rtol * _cost_scale(cost):
+        i = np.unravel_index(int(np.argmin(reduced)), reduced.shape)
+        raise AssertionError(
+            f"potentials are not dual feasible: C - u - v = {worst:.3g} at index {tuple(int(k) for k in i)}"
+        )
+
+
+def assert_complementary_slackness(plan, cost, u, v, *, rtol: float = 1e-9) -> None:
+    """Assert that mass moves only along tight edges: ``P_ij > 0  =>  C_ij = u_i + v_j``.
+
+    Entries of the plan below ``rtol * mass`` count as zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> assert_complementary_slackness(np.eye(2) / 2, [[0.0, 1.0], [1.0, 0.0]], [0.0, 0.0], [0.0, 0.0])
+    """
+    plan, cost, u, v = _arrays(plan=plan, cost=cost, u=u, v=v)
+    reduced = np.abs(cost - u[..., :, None] - v[..., None, :])
+    mass = float(plan.sum((-2, -1)).max())
+    support = plan > rtol * mass
+    worst = float(np.where(support, reduced, 0.0).max())
+    if worst > rtol * _cost_scale(cost):
+        raise AssertionError(f"complementary slackness fails: |C - u - v| = {worst:.3g} on the plan's support")
+
+
+def assert_strong_duality(a, b, cost, plan, u, v, *, rtol: float = 1e-9) -> None:
+    """Assert ``<C, P> = <a, u> + <b, v>`` to ``rtol`` relative.
+
+    Relative to the largest of ``|<C, P>|``, ``mass * max|C|`` and ``<|a|, |u|> + <|b|, |v|>`` (the size
+    of the numbers summed, to which rounding errors are proportional).
+
+    Together with :func:`assert_marginals` and :func:`assert_dual_feasible`, this proves optimality.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> assert_strong_duality([1.0], [1.0], [[2.0]], np.ones((1, 1)), [1.0], [1.0])
+    """
+    a, b, cost, plan, u, v = _arrays(a=a, b=b, cost=cost, plan=plan, u=u, v=v)
+    primal = (plan * cost).sum((-2, -1))
+    dual = (a * u).sum(-1) + (b * v).sum(-1)
+    scale = np.maximum(np.abs(primal), _dual_scale(a, b, cost, u, v))
+    rel = np.abs(primal - dual) / np.maximum(scale, np.finfo(np.float64).tiny)
+    if np.any(rel > rtol):
+        k = int(np.argmax(rel))
+        raise AssertionError(
+            f"duality gap too large: primal {np.ravel(primal)[k]:.17g}, dual {np.ravel(dual)[k]:.17g}, "
+            f"relative gap {np.ravel(rel)[k]:.3g} > {rtol:g}"
+        )
+
+
+def assert_weak_duality(a, b, cost, u, v, primal_value, *, rtol: float = 1e-9) -> None:
+    """Assert that a dual-feasible pair is worth no more than the primal value.
+
+    Checks that ``(u, v)`` is feasible and that ``<a, u> + <b, v> <= primal_value`` (to ``rtol``
+    relative). Feed it any feasible pair — e.g. random ``u`` with ``v = c_transform(C, u)`` — and the
+    optimal value of your solver.
+
+    Examples
+    --------
+    >>> assert_weak_duality([1.0], [1.0], [[2.0]], [0.5], [1.0], 2.0)
+    """
+    a, b, cost, u, v = _arrays(a=a, b=b, cost=cost, u=u, v=v)
+    assert_dual_feasible(cost, u, v, rtol=rtol)
+    primal_value = to_numpy(primal_value, "primal_value")
+    dual = (a * u).sum(-1) + (b * v).sum(-1)
+    scale = np.maximum(np.abs(primal_value), _dual_scale(a, b, cost, u, v))
+    excess = dual - primal_value
+    if np.any(excess > rtol * scale):
+        k = int(np.argmax(excess))
+        raise AssertionError(
+            f"weak duality fails: dual value {np.ravel(dual)[k]:.17g} exceeds primal "
+            f"{np.ravel(primal_value)[k]:.17g}"
+        )
+
+
+def assert_optimal(result: Any, a, b, cost, *, rtol: float = 1e-9) -> None:
+    """Assert that an exact OT result is optimal, recomputing every condition from the inputs.
+
+    ``result`` needs ``plan``, ``potentials`` and ``cost`` attributes (an
+    :class:`otmetrics.OTResult`); ``cost`` is the cost matrix (or a geometry with ``cost_matrix()``).
+    Checks marginals, dual feasibility, complementary slackness, strong duality, and that the
+    reported value equals ``<C, P>``.
+
+    Examples
+    --------
+    >>> import numpy as np, otmetrics
+    >>> C = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> assert_optimal(otmetrics.emd([0.5, 0.5], [0.5, 0.5], C), [0.5, 0.5], [0.5, 0.5], C)
+    """
+    if hasattr(cost, "cost_matrix"):
+        cost = cost.cost_matrix()
+    cost = to_numpy(cost, "cost")
+    plan = to_numpy(result.plan, "plan")
+    u, v = (to_numpy(t, n) for t, n in zip(result.potentials, ("u", "v")))
+    a = np.broadcast_to(to_numpy(a, "a"), u.shape)
+    b = np.broadcast_to(to_numpy(b, "b"), v.shape)
+    b = b * (a.sum(-1) / b.sum(-1))[..., None]
+    assert_marginals(plan, a, b, rtol=rtol)
+    assert_dual_feasible(cost, u, v, rtol=rtol)
+    assert_complementary_slackness(plan, cost, u, v, rtol=rtol)
+    assert_strong_duality(a, b, cost, plan, u, v, rtol=rtol)
+    reported = to_numpy(result.cost, "result.cost")
+    primal = (plan * cost).sum((-2, -1))
+    scale = np.maximum(np.abs(primal), a.sum(-1) * _cost_scale(cost))
+    if np.any(np.abs(reported - primal) > rtol * scale):
+        raise AssertionError(f"reported cost {reported} differs from <C, P> = {primal}")
+
+
+def assert_metric_axioms(distance: Callable[[Any, Any], float], points: Sequence[Any], *, rtol: float = 1e-9,
+                         atol: float = 1e-12) -> None:
+    """Assert the metric axioms of ``distance`` on every pair and triple of ``points``.
+
+    Symmetry ``d(x, y) = d(y, x)``, identity ``d(x, x) = 0``, non-negativity, and the triangle
+    inequality ``d(x, z) <= d(x, y) + d(y, z)`` (each to ``atol + rtol * scale``).
+
+    Examples
+    --------
+    >>> import numpy as np, otmetrics
+    >>> clouds = [np.random.default_rng(s).normal(size=(5, 2)) for s in range(3)]
+    >>> assert_metric_axioms(otmetrics.wasserstein, clouds)
+    """
+    k = len(points)
+    d = np.zeros((k, k))
+    for i, j in itertools.product(range(k), repeat=2):
+        d[i, j] = float(distance(points[i], points[j]))
+    scale = max(float(np.abs(d).max()), 1.0)
+    tol = atol + rtol * scale
+    if np.any(np.abs(np.diag(d)) > tol):
+        raise AssertionError(f"identity fails: d(x, x) = {np.diag(d).tolist()}")
+    if np.any(d < -tol):
+        raise AssertionError(f"non-negativity fails: min distance {d.min():.3g}")
+    if np.any(np.abs(d - d.T) > tol):
+        i, j = np.unravel_index(int(np.argmax(np.abs(d - d.T))), d.shape)
+        raise AssertionError(f"symmetry fails: d({i}, {j}) = {d[i, j]!r}, d({j}, {i}) = {d[j, i]!r}")
+    # excess[i, j, k] = d(i, k) - d(i, j) - d(j, k)
+    excess = d[:, None, :] - (d[:, :, None] + d[None, :, :])
+    if np.any(excess > tol):
+        i, j, kk = np.unravel_index(int(np.argmax(excess)), excess.shape)
+        raise AssertionError(
+            f"triangle inequality fails: d({i}, {kk}) = {d[i, kk]:.17g} > d({i}, {j}) + d({j}, {kk}) = "
+            f"{d[i, j] + d[j, kk]:.17g}"
+        )
