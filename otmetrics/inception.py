@@ -314,6 +314,25 @@ class FIDInceptionV3(nn.Module):
             raise ValueError("weights: must be None when pretrained=False, got "
                              f"{_describe_weights(weights)}")
 
+        if pretrained:
+            if isinstance(weights, Mapping):
+                state_dict, source, copy = weights, "weights (state dict)", True
+            else:
+                path = resolve_inception_weights(weights, download=download, progress=progress)
+                state_dict, source, copy = _read_state_dict(path), f"weights file '{path}'", False
+            check_inception_layout(state_dict, source)
+            with torch.device("meta"):  # no time spent initialising what the weights replace
+                self._build_layers()
+            self._assign(state_dict, copy)
+        else:
+            self._build_layers()
+            self._init_random()
+        self.weights_source = source if pretrained else "random"
+        self.requires_grad_(requires_grad)
+        self.eval()
+
+    # -- weights -------------------------------------------------------------------------------
+    def _build_layers(self):
         self.Conv2d_1a_3x3 = _ConvBN(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = _ConvBN(32, 32, 3)
         self.Conv2d_2b_3x3 = _ConvBN(32, 64, 3, padding=1)
@@ -332,20 +351,6 @@ class FIDInceptionV3(nn.Module):
         self.Mixed_7c = _MixedE(2048, pool="max")
         self.fc = nn.Linear(2048, 1008)
 
-        if pretrained:
-            if isinstance(weights, Mapping):
-                state_dict, source = weights, "weights (state dict)"
-            else:
-                path = resolve_inception_weights(weights, download=download, progress=progress)
-                state_dict, source = _read_state_dict(path), f"weights file '{path}'"
-            self._load_checked(state_dict, source)
-        else:
-            self._init_random()
-        self.weights_source = source if pretrained else "random"
-        self.requires_grad_(requires_grad)
-        self.eval()
-
-    # -- weights -------------------------------------------------------------------------------
     def _init_random(self):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
@@ -354,13 +359,16 @@ class FIDInceptionV3(nn.Module):
                 nn.init.normal_(module.weight, std=module.in_features ** -0.5)
                 nn.init.zeros_(module.bias)
 
-    def _load_checked(self, state_dict: Mapping, source: str):
-        check_inception_layout(state_dict, source)
-        own = self.state_dict()
-        with torch.no_grad():
-            for key, value in state_dict.items():
-                if key in own and not key.endswith("num_batches_tracked"):
-                    own[key].copy_(value)
+    def _assign(self, state_dict: Mapping, copy: bool):
+        # The file holds float32; entries become float32 parameters and buffers (call .double()
+        # afterwards for a float64 network). ``copy`` avoids sharing storage with a caller's dict.
+        values = {}
+        for key in self.state_dict():
+            if key.endswith("num_batches_tracked"):
+                values[key] = torch.zeros((), dtype=torch.long)
+            else:
+                values[key] = state_dict[key].detach().to("cpu", torch.float32, copy=copy)
+        self.load_state_dict(values, strict=True, assign=True)
 
     # -- forward ----------------------------------------------------------------------------------
     def preprocess(self, images) -> torch.Tensor:
@@ -543,9 +551,11 @@ def _layout() -> dict[str, tuple[int, ...]]:
     """The keys and shapes of the FID weight file (computed once from the architecture)."""
     global _LAYOUT
     if _LAYOUT is None:
+        skeleton = nn.Module.__new__(FIDInceptionV3)
+        nn.Module.__init__(skeleton)
         with torch.device("meta"):
-            net = FIDInceptionV3(pretrained=False)
-        _LAYOUT = {k: tuple(v.shape) for k, v in net.state_dict().items()
+            FIDInceptionV3._build_layers(skeleton)
+        _LAYOUT = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()
                    if not k.endswith("num_batches_tracked")}
     return _LAYOUT
 
