@@ -21,6 +21,10 @@ from .oned import wasserstein_1d
 # -- Sinkhorn (entropic OT) ---------------------------------------------------------------------
 
 # -- generative-model metrics: mathematics and streaming objects ------------------------------------
+from .gaussian import GaussianStats, frechet_distance
+from .inception_score import inception_score
+from .kernels import kid, mmd
+from .metrics import FID, KID, MMD, InceptionScore
 
 # -- generative-model metrics: features (InceptionV3, images) ---------------------------------------
 from .inception import FIDInceptionV3
