@@ -39,6 +39,10 @@ KERNELS = ("gaussian", "laplacian", "polynomial")
 #: The MMD² estimators :func:`mmd` accepts.
 ESTIMATORS = ("unbiased", "biased", "linear")
 
+# Laplacian kernel: squared distances below this many ulps (times d and the squared norms) are
+# recomputed from differences (the expansion's rounding would be amplified by the square root).
+_EXACT_BELOW = 1e8 * np.finfo(np.float64).eps
+
 # Kernel blocks are at most this many entries (float64: 32 MB each; a few live at once).
 _BLOCK_ENTRIES = 2048 * 2048
 
@@ -129,8 +133,11 @@ class _Kernel:
             out = k if out is None else out.add_(k)
         return out
 
-    def block(self, a, b, sq_a=None, sq_b=None):
-        """The kernel matrix between rows of ``a`` and ``b`` (``sq_*``: squared row norms)."""
+    def block(self, a, b, sq_a=None, sq_b=None, same: bool = False):
+        """The kernel matrix between rows of ``a`` and ``b`` (``sq_*``: squared row norms).
+
+        ``same``: ``a`` is ``b`` (a diagonal block), whose zero distances are set exactly.
+        """
         prod = a @ b.T
         if not self.radial:
             return prod.mul_(self.gamma).add_(self.coef0).pow_(self.degree)
@@ -139,6 +146,17 @@ class _Kernel:
         if sq_b is None:
             sq_b = (b * b).sum(1)
         d2 = prod.mul_(-2.0).add_(sq_a[:, None]).add_(sq_b[None, :]).clamp_min_(0.0)
+        if self.kind == "laplacian":
+            # The expansion is off by ~d eps (|a|^2 + |b|^2); harmless in exp(-d2 / 2s^2), but the
+            # laplacian's square root turns it into ~1e-8 for (near-)coincident points. Recompute
+            # the distances that are small against that error from differences, exactly.
+            small = d2 <= _EXACT_BELOW * a.shape[1] * (sq_a[:, None] + sq_b[None, :])
+            if bool(small.any()):
+                i, j = small.nonzero(as_tuple=True)
+                diff = a[i] - b[j]
+                d2[i, j] = (diff * diff).sum(1)
+        elif same:
+            d2.fill_diagonal_(0.0)
         return self._of_sqdist(d2)
 
     def block_batched(self, a, b):
@@ -255,7 +273,7 @@ def kernel_matrix(x, y=None, *, kernel: str = "gaussian", bandwidth=None, degree
         pooled = xt if y is None else torch.cat([xt, yt])
         center = pooled.mean(0)
         xt, yt = xt - center, yt - center
-    k = spec.block(xt, yt)
+    k = spec.block(xt, yt, same=y is None)
     ref = x if is_tensor(x) else (y if is_tensor(y) else None)
     if ref is None:
         return k.cpu().numpy()
@@ -287,7 +305,7 @@ def _within_sums(x, spec: _Kernel, block: int):
         sq_a = sq[i0:i1] if sq is not None else None
         for j0 in range(i0, n, block):
             j1 = min(n, j0 + block)
-            k = spec.block(a, x[j0:j1], sq_a, sq[j0:j1] if sq is not None else None)
+            k = spec.block(a, x[j0:j1], sq_a, sq[j0:j1] if sq is not None else None, same=j0 == i0)
             s = float(k.sum())
             if j0 == i0:
                 total += s

@@ -387,7 +387,7 @@ class KID(_TwoSetRows):
     def compute(self) -> tuple[float, float]:
         """``(mean, std)`` of the KID over all rows seen (all ranks in distributed mode)."""
         real, fake = self._both()
-        mean, std = kid(real, fake, **self.options)
+        mean, std = kid(real.double(), fake.double(), **self.options)
         return float(mean), float(std)
 
 
@@ -427,7 +427,7 @@ class MMD(_TwoSetRows):
     def compute(self) -> float:
         """The MMD² estimate over all rows seen (all ranks in distributed mode), as a float."""
         real, fake = self._both()
-        return float(mmd(real, fake, **self.options))
+        return float(mmd(real.double(), fake.double(), **self.options))
 
 
 class InceptionScore(_Streaming):
@@ -481,7 +481,7 @@ class InceptionScore(_Streaming):
     def compute(self) -> tuple[float, float]:
         """``(mean, std)`` of the Inception Score over all rows seen (all ranks in distributed mode)."""
         rows = _need(self._rows.gathered(self._distributed(), self.process_group, "rows"), "rows")
-        mean, std = inception_score(rows, splits=self.splits, from_logits=self.from_logits)
+        mean, std = inception_score(rows.double(), splits=self.splits, from_logits=self.from_logits)
         return float(mean), float(std)
 
     def reset(self) -> InceptionScore:

@@ -1,0 +1,320 @@
+"""mmd, kid, kernels and the median heuristic: reference formulas, GeomLoss, properties, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import cdist, pdist
+
+from otmetrics import kernels as kernels_module
+from otmetrics import kid, mmd
+from otmetrics.kernels import kernel_matrix, kid_subset_indices, median_bandwidth
+
+
+# ------------------------------------------------------------------------------------------------
+# References written from the papers, with explicit double sums
+# ------------------------------------------------------------------------------------------------
+def ref_kernel(a, b, kernel, sigma=None, degree=3, gamma=None, coef0=1.0):
+    if kernel == "gaussian":
+        return np.exp(-cdist(a, b, "sqeuclidean") / (2 * sigma**2))
+    if kernel == "laplacian":
+        return np.exp(-cdist(a, b) / sigma)
+    gamma = 1.0 / a.shape[1] if gamma is None else gamma
+    return (gamma * a @ b.T + coef0) ** degree
+
+
+def ref_mmd2(x, y, estimator, **kw):
+    """Gretton et al. (2012): eq. 3 (unbiased, i != j), eq. 2 (biased), eq. 5 (linear)."""
+    m, n = len(x), len(y)
+    kxx, kyy, kxy = ref_kernel(x, x, **kw), ref_kernel(y, y, **kw), ref_kernel(x, y, **kw)
+    if estimator == "unbiased":
+        off_x = sum(kxx[i, j] for i in range(m) for j in range(m) if i != j)
+        off_y = sum(kyy[i, j] for i in range(n) for j in range(n) if i != j)
+        return off_x / (m * (m - 1)) + off_y / (n * (n - 1)) - 2 * kxy.sum() / (m * n)
+    if estimator == "biased":
+        return kxx.sum() / m**2 + kyy.sum() / n**2 - 2 * kxy.sum() / (m * n)
+    total = 0.0
+    pairs = m // 2
+    for i in range(pairs):
+        x1, x2, y1, y2 = x[2 * i], x[2 * i + 1], y[2 * i], y[2 * i + 1]
+        k = lambda a, b: ref_kernel(a[None], b[None], **kw)[0, 0]  # noqa: E731
+        total += k(x1, x2) + k(y1, y2) - k(x1, y2) - k(x2, y1)
+    return total / pairs
+
+
+def ref_kid(x, y, subsets, subset_size, seed, degree=3, gamma=None, coef0=1.0):
+    """Binkowski et al. (2018): the unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3 on random subsets;
+    subsets drawn with RandomState(seed).choice(..., replace=False) alternately for x and y (the
+    reference code's and torch-fidelity's order); mean and std with ddof = 0."""
+    rng = np.random.RandomState(seed)
+    values = []
+    for _ in range(subsets):
+        a = x[rng.choice(len(x), subset_size, replace=False)]
+        b = y[rng.choice(len(y), subset_size, replace=False)]
+        values.append(ref_mmd2(a, b, "unbiased", kernel="polynomial", degree=degree, gamma=gamma, coef0=coef0))
+    return float(np.mean(values)), float(np.std(values))
+
+
+# ------------------------------------------------------------------------------------------------
+# mmd against the reference
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("estimator", ["unbiased", "biased", "linear"])
+@pytest.mark.parametrize("kernel,kw", [
+    ("gaussian", {"bandwidth": 0.8}),
+    ("laplacian", {"bandwidth": 1.7}),
+    ("polynomial", {"degree": 2, "gamma": 0.3, "coef0": 0.5}),
+])
+def test_mmd_matches_reference_formulas(estimator, kernel, kw):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(24, 3))
+    y = rng.normal(size=(24 if estimator == "linear" else 17, 3)) * 1.3 + 0.4
+    ref_kw = {"kernel": kernel}
+    if kernel == "polynomial":
+        ref_kw.update(degree=kw["degree"], gamma=kw["gamma"], coef0=kw["coef0"])
+    else:
+        ref_kw["sigma"] = kw["bandwidth"]
+    got = mmd(x, y, kernel=kernel, estimator=estimator, **kw)
+    assert isinstance(got, float)
+    assert got == pytest.approx(ref_mmd2(x, y, estimator, **ref_kw), rel=1e-10, abs=1e-13)
+
+
+def test_gaussian_biased_is_twice_geomloss():
+    geomloss = pytest.importorskip("geomloss")
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(60, 4)), rng.normal(size=(45, 4)) + 0.3
+    loss = geomloss.SamplesLoss("gaussian", blur=0.9, backend="tensorized")
+    expected = 2 * float(loss(torch.from_numpy(x), torch.from_numpy(y)))
+    assert mmd(x, y, kernel="gaussian", bandwidth=0.9, estimator="biased") == pytest.approx(expected, rel=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(m=st.integers(2, 40), n=st.integers(2, 40), block=st.integers(1, 9), seed=st.integers(0, 2**32 - 1),
+       kernel=st.sampled_from(["gaussian", "laplacian", "polynomial"]))
+def test_blocked_sums_equal_one_block(m, n, block, seed, kernel):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(m, 3)), rng.normal(size=(n, 3)) + 0.2
+    kw = {} if kernel == "polynomial" else {"bandwidth": 1.1}
+    for estimator in ("unbiased", "biased"):
+        whole = mmd(x, y, kernel=kernel, estimator=estimator, block_size=10_000, **kw)
+        blocked = mmd(x, y, kernel=kernel, estimator=estimator, block_size=block, **kw)
+        assert blocked == pytest.approx(whole, rel=1e-11, abs=1e-13)
+
+
+def test_list_of_bandwidths_sums_kernels():
+    # MMD^2 is linear in the kernel: the multi-scale kernel's value is the sum of the values.
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(30, 2)), rng.normal(size=(35, 2)) + 0.5
+    widths = [0.3, 1.0, 3.0]
+    total = sum(mmd(x, y, bandwidth=w) for w in widths)
+    assert mmd(x, y, bandwidth=widths) == pytest.approx(total, rel=1e-12)
+
+
+def test_median_bandwidth_is_the_default():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=(30, 3)) * 2
+    sigma = np.median(pdist(np.concatenate([x, y])))
+    assert median_bandwidth(x, y) == pytest.approx(sigma, rel=1e-14)
+    assert mmd(x, y) == mmd(x, y, bandwidth="median") == pytest.approx(mmd(x, y, bandwidth=sigma), rel=1e-14)
+
+
+def test_median_bandwidth_subsample_is_seeded_and_close():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3000, 2))
+    full = np.median(pdist(x))
+    a = median_bandwidth(x, max_samples=500, seed=1)
+    assert a == median_bandwidth(x, max_samples=500, seed=1)
+    assert a != median_bandwidth(x, max_samples=500, seed=2)
+    assert a == pytest.approx(full, rel=0.05)
+
+
+def test_median_bandwidth_ignores_duplicates():
+    x = np.array([[0.0], [0.0], [0.0], [1.0], [3.0]])  # positive distances: 1,1,1,3,3,3,2
+    assert median_bandwidth(x) == 2.0
+    assert median_bandwidth(np.zeros((4, 2))) == 1.0  # all equal: any bandwidth gives MMD 0
+
+
+# ------------------------------------------------------------------------------------------------
+# mmd properties
+# ------------------------------------------------------------------------------------------------
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), kernel=st.sampled_from(["gaussian", "laplacian"]))
+def test_mmd_properties(seed, kernel):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(25, 3)), rng.normal(size=(20, 3)) + rng.normal(size=3)
+    kw = {"kernel": kernel, "bandwidth": 1.3}
+    base = mmd(x, y, **kw)
+    assert mmd(y, x, **kw) == pytest.approx(base, rel=1e-10, abs=1e-13)                  # symmetric
+    assert mmd(x[::-1], y[rng.permutation(20)], **kw) == pytest.approx(base, rel=1e-10, abs=1e-13)
+    shift = rng.normal(size=3) * 100
+    assert mmd(x + shift, y + shift, **kw) == pytest.approx(base, rel=1e-8, abs=1e-10)   # translation
+    assert mmd(x, y, estimator="biased", **kw) >= 0                                      # a squared norm
+    assert mmd(x, x, estimator="biased", **kw) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_unbiased_is_centred_and_biased_is_not():
+    # Same distribution: the unbiased estimator averages to ~0, the biased one to ~2(1 - E k)/n > 0.
+    rng = np.random.default_rng(5)
+    unbiased, biased = [], []
+    for _ in range(200):
+        x, y = rng.normal(size=(20, 2)), rng.normal(size=(20, 2))
+        unbiased.append(mmd(x, y, bandwidth=1.0))
+        biased.append(mmd(x, y, bandwidth=1.0, estimator="biased"))
+    se = np.std(unbiased) / np.sqrt(len(unbiased))
+    assert abs(np.mean(unbiased)) < 4 * se
+    assert np.mean(biased) > 10 * se
+    assert min(unbiased) < 0  # it can be negative
+
+
+def test_mmd_detects_a_shift():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(300, 2))
+    assert mmd(x, rng.normal(size=(300, 2)) + 1.0) > 20 * abs(mmd(x, rng.normal(size=(300, 2))))
+
+
+def test_kernel_matrix_values_and_types():
+    x = np.array([[0.0, 0.0], [3.0, 4.0]])
+    np.testing.assert_allclose(kernel_matrix(x, kernel="laplacian", bandwidth=5.0), [[1, np.exp(-1)], [np.exp(-1), 1]])
+    np.testing.assert_allclose(kernel_matrix(x, x[:1], kernel="polynomial"), [[1.0], [1.0]])
+    k = kernel_matrix(torch.tensor(x, dtype=torch.float32), kernel="gaussian", bandwidth=5.0)
+    assert k.dtype == torch.float32 and k.shape == (2, 2)
+    assert float(k[0, 1]) == pytest.approx(np.exp(-0.5), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mmd_torch_in_torch_out(dtype):
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(30, 3)), rng.normal(size=(30, 3)) + 0.5
+    out = mmd(torch.tensor(x, dtype=dtype), torch.tensor(y, dtype=dtype), bandwidth=1.0)
+    assert isinstance(out, torch.Tensor) and out.dtype == dtype and out.ndim == 0
+    expected = mmd(torch.tensor(x, dtype=dtype).double().numpy(), torch.tensor(y, dtype=dtype).double().numpy(),
+                   bandwidth=1.0)
+    assert float(out) == pytest.approx(expected, rel=1e-6)  # float32 only in the final cast
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda x, y: mmd(x, y, kernel="cosine"), "kernel: must be one of gaussian, laplacian, polynomial"),
+    (lambda x, y: mmd(x, y, estimator="fast"), "estimator: must be one of unbiased, biased, linear"),
+    (lambda x, y: mmd(x, y, bandwidth=0.0), "bandwidth: must be > 0"),
+    (lambda x, y: mmd(x, y, bandwidth=[]), "bandwidth: the list of bandwidths must not be empty"),
+    (lambda x, y: mmd(x, y, bandwidth=[1.0, -1.0]), "bandwidth: must be > 0"),
+    (lambda x, y: mmd(x, y, bandwidth="mean"), "bandwidth: must be a positive number, 'median'"),
+    (lambda x, y: mmd(x, y, kernel="polynomial", bandwidth=1.0), "bandwidth: the polynomial kernel has no bandwidth"),
+    (lambda x, y: mmd(x, y, gamma=1.0), "gamma: only the polynomial kernel has this parameter"),
+    (lambda x, y: mmd(x, y, kernel="polynomial", degree=0), "degree: must be an integer >= 1"),
+    (lambda x, y: mmd(x, y[:5], estimator="linear"), r"y: the linear estimator .* \(6\), got 5"),
+    (lambda x, y: mmd(x[:1], y), "x: need at least 2 samples, got 1"),
+    (lambda x, y: mmd(x, y[:, :2]), r"y: expected samples of dimension 3 \(as x\), got 2"),
+    (lambda x, y: mmd(x, np.where(y > 0, np.nan, y)), "y: values must be finite"),
+    (lambda x, y: mmd(x[None], y), r"x: expected samples of shape \(n, d\)"),
+    (lambda x, y: mmd(x, y, block_size=0), "block_size: must be an integer >= 1"),
+])
+def test_mmd_bad_input(call, match):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=match):
+        call(rng.normal(size=(6, 3)), rng.normal(size=(6, 3)))
+
+
+def test_mmd_large_n_stays_in_bounded_memory():
+    """n = 8,000 per set: one dense float64 kernel matrix would take 512 MB (three of them
+    1.5 GB). The blocked sums keep the peak memory of the process far below one of them."""
+    code = textwrap.dedent("""
+        import json, resource, numpy as np, torch
+        torch.set_num_threads(1)
+        from otmetrics import mmd
+        rng = np.random.default_rng(0)
+        x, y = rng.normal(size=(8000, 2)), rng.normal(size=(8000, 2)) + 0.05
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        value = mmd(x, y, bandwidth=1.0)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"value": value, "peak_growth_mb": (after - before) / 1024}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["peak_growth_mb"] < 256
+    assert 0 < result["value"] < 0.01  # a small shift: a small positive MMD^2
+
+
+# ------------------------------------------------------------------------------------------------
+# kid
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("nx,ny,subsets,size", [(60, 50, 7, 20), (15, 12, 40, 10)])
+def test_kid_matches_the_reference_formula(nx, ny, subsets, size):
+    rng = np.random.default_rng(nx)
+    x = np.abs(rng.normal(size=(nx, 16)))  # Inception features are non-negative (after a ReLU)
+    y = np.abs(rng.normal(size=(ny, 16)) * 1.2)
+    mean, std = kid(x, y, subsets=subsets, subset_size=size, seed=3)
+    ref_mean, ref_std = ref_kid(x, y, subsets, size, seed=3)
+    assert mean == pytest.approx(ref_mean, rel=1e-10)
+    assert std == pytest.approx(ref_std, rel=1e-8)
+
+
+def test_kid_both_evaluation_orders_agree(monkeypatch):
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(80, 10)), rng.normal(size=(70, 10)) + 0.2
+    spec = kernels_module._resolve_kernel("polynomial", None, 3, None, 1, None, None, 10)
+    ix, iy = kid_subset_indices(80, 70, 9, 30, 0)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    by_subsets = kernels_module._kid_by_subsets(xt, yt, ix, iy, spec)
+    by_gram = kernels_module._kid_by_gram(xt, yt, ix, iy, spec)
+    np.testing.assert_allclose(by_gram.numpy(), by_subsets.numpy(), rtol=1e-11, atol=1e-14)
+
+
+def test_kid_is_seeded_and_reproducible():
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
+    assert kid(x, y, subsets=5, subset_size=10, seed=1) == kid(x, y, subsets=5, subset_size=10, seed=1)
+    assert kid(x, y, subsets=5, subset_size=10, seed=1) != kid(x, y, subsets=5, subset_size=10, seed=2)
+
+
+def test_kid_std_is_ddof_zero():
+    rng = np.random.default_rng(10)
+    x, y = rng.normal(size=(30, 3)), rng.normal(size=(30, 3)) + 1
+    spec = kernels_module._resolve_kernel("polynomial", None, 3, None, 1, None, None, 3)
+    ix, iy = kid_subset_indices(30, 30, 2, 10, 0)
+    values = kernels_module._kid_by_subsets(torch.from_numpy(x), torch.from_numpy(y), ix, iy, spec).numpy()
+    mean, std = kid(x, y, subsets=2, subset_size=10, seed=0)
+    assert std == pytest.approx(abs(values[0] - values[1]) / 2, rel=1e-12)
+    assert mean == pytest.approx(values.mean(), rel=1e-12)
+
+
+def test_kid_torch_in_torch_out():
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
+    mean, std = kid(torch.from_numpy(x).float(), torch.from_numpy(y).float(), subsets=3, subset_size=10)
+    assert mean.dtype == torch.float32 and std.ndim == 0
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"subset_size": 31}, r"subset_size: must be at most the number of samples in x \(30\), got 31"),
+    ({"subset_size": 1}, "subset_size: must be an integer >= 2"),
+    ({"subsets": 0}, "subsets: must be an integer >= 1"),
+    ({"degree": 1.5}, "degree: must be an integer >= 1"),
+    ({"gamma": -1.0}, "gamma: must be > 0"),
+    ({"seed": -1}, "seed: must be an integer >= 0"),
+])
+def test_kid_bad_options(kw, match):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=match):
+        kid(rng.normal(size=(30, 3)), rng.normal(size=(40, 3)), **{"subset_size": 10, **kw})
+
+
+def test_kid_subset_larger_than_y_and_bad_data():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 3)), rng.normal(size=(20, 3))
+    with pytest.raises(ValueError, match=r"subset_size: must be at most the number of samples in y \(20\)"):
+        kid(x, y, subset_size=25)
+    with pytest.raises(ValueError, match="x: values must be finite"):
+        kid(np.full((30, 3), np.nan), y, subset_size=10)
+    with pytest.raises(ValueError, match="y: expected samples of dimension 3"):
+        kid(x, y[:, :2], subset_size=10)
+    with pytest.raises(ValueError, match="y: need at least 2 samples, got 1"):
+        kid(x, y[:1], subset_size=10)
