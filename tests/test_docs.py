@@ -58,6 +58,14 @@ class Block:
         return self.is_python and "no-run" not in self.classes[1:]
 
 
+def _where(page: Path) -> str:
+    """The page's path for messages: relative to the repository when inside it."""
+    try:
+        return str(page.relative_to(ROOT))
+    except ValueError:
+        return str(page)
+
+
 def fenced_blocks(page: Path) -> list[Block]:
     """All fenced code blocks of a Markdown page, with their code de-indented."""
     lines = page.read_text(encoding="utf-8").splitlines()
@@ -79,7 +87,7 @@ def fenced_blocks(page: Path) -> list[Block]:
             body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
             j += 1
         else:
-            raise AssertionError(f"{page.relative_to(ROOT)}:{i + 1}: fence {fence!r} is never closed")
+            raise AssertionError(f"{_where(page)}:{i + 1}: fence {fence!r} is never closed")
         blocks.append(Block(page, i + 2, info, "\n".join(body) + "\n"))
         i = j + 1
     return blocks
@@ -97,7 +105,7 @@ def malformed_fence(block: Block) -> str | None:
         return None
     language, _, rest = info.partition(" ")
     if rest and not _OPTIONS.match(" " + rest):
-        return (f"{block.page.relative_to(ROOT)}:{block.line - 1}: fence info {info!r} is not valid for "
+        return (f"{_where(block.page)}:{block.line - 1}: fence info {info!r} is not valid for "
                 f"superfences (it renders as raw text); to skip running a block write "
                 "```{.python .no-run}")
     return None
