@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                               description="KID (mean and std over random subsets) between two image "
                               "sets. Each PATH is an image folder or a features .npy (N x d).")
     kid.add_argument("paths", nargs=2, metavar="PATH")
-    kid.add_argument("--dims", type=int, default=2048, choices=(64, 192, 768, 2048))
+    kid.add_argument("--dims", type=int, default=2048, choices=(64, 192, 768, 2048),
+                     help="Inception features: 2048 (pool3, the standard) or an earlier layer")
     _kid_options(kid)
     kid.set_defaults(metrics=("kid",))
 
@@ -101,9 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 "the Inception Score of PATH1 (the generated set), with one forward pass "
                                 "per image.")
     every.add_argument("paths", nargs=2, metavar="PATH")
+    every.add_argument("--dims", type=int, default=2048, choices=(64, 192, 768, 2048),
+                       help="Inception features for FID and KID (default 2048, pool3)")
     _kid_options(every)
     every.add_argument("--splits", type=int, default=10, help="IS splits (default 10)")
-    every.set_defaults(metrics=("fid", "kid", "is"), dims=2048)
+    every.set_defaults(metrics=("fid", "kid", "is"))
 
     demo = commands.add_parser("demo", help="run the otmetrics demo", add_help=False,
                                description="Run the otmetrics demo; arguments are passed to it.")
@@ -159,8 +162,8 @@ class _Extractor:
         args = self.args
         if self.model is None:
             self.model = FIDInceptionV3(args.weights, resize=args.resize, progress=not args.no_progress)
-        self.model.output = outputs
-        return iter_image_features(folder, self.model, batch_size=args.batch_size, device=args.device,
+        return iter_image_features(folder, self.model, output=outputs, batch_size=args.batch_size,
+                                   device=args.device,
                                    num_workers=args.num_workers, progress=not args.no_progress, desc=folder)
 
 
@@ -308,8 +311,15 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv=None) -> int:
     """Run the ``otmetrics`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv[:1] == ["demo"]:  # everything after "demo" belongs to the demo, options included
+        args = argparse.Namespace(command="demo", demo_args=argv[1:])
+    else:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, usage errors (already reported on one line)
+            return exc.code if isinstance(exc.code, int) else 2
 
     def show(message, category, filename, lineno, file=None, line=None):
         sys.stderr.write(f"{_PROG}: warning: {' '.join(str(message).split())}\n")

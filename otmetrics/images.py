@@ -10,6 +10,7 @@ naming it; nothing is skipped silently.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -193,7 +194,7 @@ def _flatten_output(out, files, name="model"):
 
 def iter_image_features(source, model=None, *, batch_size: int = 50, device=None, num_workers: int = 0,
                         progress: bool = True, preprocess: Callable | None = None, weights=None,
-                        output="pool3", desc: str | None = None):
+                        output=None, desc: str | None = None):
     """Yield the features of the images in ``source``, one ``float64`` array ``(B, d)`` per batch.
 
     Memory stays at one batch: feed the batches to a streaming statistic (e.g.
@@ -204,17 +205,25 @@ def iter_image_features(source, model=None, *, batch_size: int = 50, device=None
     _check_int(batch_size, "batch_size", 1)
     _check_int(num_workers, "num_workers", 0)
     device = resolve_device(device)
-    if model is None:
-        from .inception import FIDInceptionV3
+    from .inception import FIDInceptionV3, _validate_output
 
-        model = FIDInceptionV3(weights, output=output, progress=progress)
+    if model is None:
+        model = FIDInceptionV3(weights, output="pool3" if output is None else output, progress=progress)
+        output = None
+    elif weights is not None:
+        raise ValueError(f"weights: only used to build the default model; got weights and a model "
+                         f"({type(model).__name__})")
     elif not isinstance(model, torch.nn.Module) and not callable(model):
         raise ValueError(f"model: expected a torch.nn.Module or a callable, got {type(model).__name__}")
+    elif output is not None and not isinstance(model, FIDInceptionV3):
+        raise ValueError(f"output: selects an output of FIDInceptionV3, not of {type(model).__name__}; "
+                         f"got {output!r}")
     if isinstance(model, torch.nn.Module):
         model = model.to(device).eval()
     transform = preprocess if preprocess is not None else _default_preprocess(model)
+    call = model if output is None else functools.partial(model, output=_validate_output(output))
     label = desc if desc is not None else (str(source) if isinstance(source, (str, os.PathLike)) else "images")
-    return _generate_features(files, model, transform, batch_size, device, num_workers, progress, label)
+    return _generate_features(files, call, transform, batch_size, device, num_workers, progress, label)
 
 
 def _generate_features(files, model, transform, batch_size, device, num_workers, progress, label):
@@ -247,7 +256,7 @@ def _features_of_batch(model, transform, images, files, device):
 
 def image_features(source, model=None, *, batch_size: int = 50, device=None, num_workers: int = 0,
                    progress: bool = True, preprocess: Callable | None = None, weights=None,
-                   output="pool3"):
+                   output=None):
     r"""Features of every image in a folder (recursively), as a ``float64`` array ``(N, d)``.
 
     Rows follow :func:`list_images` order (sorted paths). Images of different sizes may be mixed:
@@ -260,9 +269,8 @@ def image_features(source, model=None, *, batch_size: int = 50, device=None, num
         An image folder, one image file, or a list of image files.
     model : torch.nn.Module or callable, optional
         The feature extractor; default :class:`~otmetrics.inception.FIDInceptionV3` with
-        ``weights`` and ``output`` (``"pool3"``: the 2048-d FID features). Any module mapping a
-        batch ``(B, 3, H, W)`` to ``(B, ...)`` works; its output is flattened to ``(B, d)``.
-        A module returning a tuple gives a tuple of arrays.
+        ``weights``. Any module mapping a batch ``(B, 3, H, W)`` to ``(B, ...)`` works; its output
+        is flattened to ``(B, d)``. A module returning a tuple gives a tuple of arrays.
     batch_size : int, default 50
     device : str or torch.device, optional
         Where the model runs; default ``cuda`` when available, else ``cpu``. The model is moved
@@ -275,6 +283,13 @@ def image_features(source, model=None, *, batch_size: int = 50, device=None, num
         Applied to each ``uint8`` batch ``(B, 3, H, W)`` on the device before the model. Default:
         nothing for FIDInceptionV3 (it resizes and scales itself), ``x.float() / 255`` (values in
         [0, 1]) for any other model.
+    weights : path or state dict, optional
+        The weights of the default model (see :class:`~otmetrics.inception.FIDInceptionV3`); an
+        error together with ``model``.
+    output : str or tuple of str, optional
+        Which FIDInceptionV3 output(s): default the model's own (``"pool3"``, the 2048-d FID
+        features, for the default model); e.g. ``("pool3", "logits_unbiased")`` gives both from
+        one pass. An error with a model that is not a FIDInceptionV3.
 
     Returns
     -------

@@ -222,6 +222,8 @@ def test_errors_are_raised_before_iterating(tmp_path, folder):
     ({"device": "cpu", "model": 42}, "model: expected a torch.nn.Module"),
     ({"device": "cpu", "source": 3}, "source: expected a folder"),
     ({"device": "cpu", "source": []}, "source: expected a folder"),
+    ({"device": "cpu", "weights": "w.pth"}, "weights: only used to build the default model"),
+    ({"device": "cpu", "output": "pool3"}, "output: selects an output of FIDInceptionV3"),
 ])
 def test_bad_arguments(folder, kwargs, match):
     arguments = {"source": folder, "model": red_channel, **kwargs}
