@@ -18,7 +18,6 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/site-check
 
 demo: $(STAMP)
 	$(PY) -m otmetrics demo

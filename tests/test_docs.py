@@ -244,3 +244,25 @@ def test_site_builds_strict(tmp_path):
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
     assert (tmp_path / "site" / "index.html").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# The docstring converter used by the API pages (docs/_ext/rst_docstrings.py)
+# ----------------------------------------------------------------------------------------------
+def test_numpydoc_rst_becomes_markdown():
+    pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location("_rst_docstrings", DOCS / "_ext" / "rst_docstrings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = (
+        "Solve it.\n\n.. math::\n\n    a = 1\n\n    b = 2\n\nSee :func:`~otmetrics.certificate.certify`, "
+        ":class:`otmetrics.PointCloud` and :math:`x_i`.\n\nParameters\n----------\n"
+        "cost : array, shape ``(n, m)``\n    The ``cost``.\n\n    .. math:: c = d^p\n\n"
+        "References\n----------\n.. [1] Peyre and Cuturi (2019).\n"
+    )
+    expected = (
+        "Solve it.\n\n$$\na = 1\n$$\n\n$$\nb = 2\n$$\n\nSee `certify`, `otmetrics.PointCloud` and $x_i$.\n\n"
+        "Parameters\n----------\ncost : array, shape (n, m)\n    The ``cost``.\n\n    $$\n    c = d^p\n    $$\n\n"
+        "References\n----------\n[1] Peyre and Cuturi (2019).\n"
+    )
+    assert module.rst_to_markdown(source) == expected

@@ -9,7 +9,9 @@ parsed for the API pages, this rewrites:
 - ``:func:`~pkg.name```, ``:class:``, ``:meth:``, ``:attr:``, ``:mod:``, ``:data:``, ``:exc:``,
   ``:obj:``                     -> ``name`` as inline code (the ``~`` form keeps the last part);
 - ``.. [1] Author, Title``      -> ``[1] Author, Title`` (numbered references);
-- ``.. note::`` / ``.. warning::`` blocks -> admonitions.
+- ``.. note::`` / ``.. warning::`` blocks -> admonitions;
+- the types of numpydoc's ``name : type`` lines lose their backquotes (the API tables print
+  types verbatim, so ````(n, m)```` would show its quotes).
 
 The source is untouched; only what the documentation site shows changes. Loaded from
 ``mkdocs.yml`` (``plugins.mkdocstrings.handlers.python.options.extensions``).
@@ -82,8 +84,35 @@ def _directives(text: str) -> str:
     return "\n".join(out)
 
 
+_TYPED_SECTIONS = {"parameters", "other parameters", "returns", "yields", "receives", "raises", "warns",
+                   "attributes"}
+_UNDERLINE = re.compile(r"\s*-{3,}\s*")
+
+
+def _plain_types(text: str) -> str:
+    """Remove backquotes from the type part of ``name : type`` lines of the typed sections."""
+    lines = text.split("\n")
+    section, base = None, 0
+    for k, line in enumerate(lines):
+        following = lines[k + 1] if k + 1 < len(lines) else ""
+        if line.strip() and _UNDERLINE.fullmatch(following):
+            section, base = line.strip().lower(), _indent_of(line)
+            continue
+        if section not in _TYPED_SECTIONS or not line.strip() or _UNDERLINE.fullmatch(line):
+            continue
+        if _indent_of(line) != base:  # a description line
+            continue
+        if " : " in line:
+            name, _, kind = line.partition(" : ")
+            lines[k] = f"{name} : {kind.replace('`', '')}"
+        elif section not in ("parameters", "other parameters", "attributes"):
+            lines[k] = line.replace("`", "")  # Returns/Raises/...: a bare type
+    return "\n".join(lines)
+
+
 def rst_to_markdown(text: str) -> str:
     """The Markdown form of the RST constructs used in numpydoc docstrings (see module doc)."""
+    text = _plain_types(text)
     text = _directives(text)
     text = _MATH_ROLE.sub(lambda m: f"${m.group(1)}$", text)
     text = _ROLE.sub(_role, text)
