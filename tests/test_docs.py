@@ -266,3 +266,9 @@ def test_numpydoc_rst_becomes_markdown():
         "References\n----------\n[1] Peyre and Cuturi (2019).\n"
     )
     assert module.rst_to_markdown(source) == expected
+    # roles inside a type, list items with numpydoc's 2-space continuation, a formula split at "- "
+    assert module.rst_to_markdown("Returns\n-------\nres : :class:`~otmetrics.OTResult`\n") == (
+        "Returns\n-------\nres : OTResult\n")
+    assert module.rst_to_markdown("- item\n  continued\n\n  .. math:: x\n") == (
+        "- item\n    continued\n\n    $$\n    x\n    $$\n")
+    assert module.rst_to_markdown("see :math:`a + b\n- c`.") == "see $a + b - c$."

@@ -11,7 +11,10 @@ parsed for the API pages, this rewrites:
 - ``.. [1] Author, Title``      -> ``[1] Author, Title`` (numbered references);
 - ``.. note::`` / ``.. warning::`` blocks -> admonitions;
 - the types of numpydoc's ``name : type`` lines lose their backquotes (the API tables print
-  types verbatim, so ````(n, m)```` would show its quotes).
+  types verbatim, so ````(n, m)```` would show its quotes);
+- list items continued with numpydoc's short indentation (2 spaces after ``- ``, 3 after
+  ``1. ``) are re-indented to the 4 spaces Python-Markdown needs, so that a formula or a second
+  paragraph stays inside its item.
 
 The source is untouched; only what the documentation site shows changes. Loaded from
 ``mkdocs.yml`` (``plugins.mkdocstrings.handlers.python.options.extensions``).
@@ -110,12 +113,56 @@ def _plain_types(text: str) -> str:
     return "\n".join(lines)
 
 
+_LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d+\.)\s+\S")
+
+
+def _list_items(text: str) -> str:
+    """Re-indent the continuation lines of list items to 4 columns past the marker's indent."""
+    lines = text.split("\n")
+    k = 0
+    while k < len(lines):
+        item = _LIST_ITEM.match(lines[k])
+        if not item:
+            k += 1
+            continue
+        indent, offset = len(item.group(1)), len(item.group(2)) + 1
+        shift = 4 - offset
+        j = k + 1
+        body = []
+        while j < len(lines) and (not lines[j].strip() or _indent_of(lines[j]) > indent):
+            body.append(j)
+            j += 1
+        while body and not lines[body[-1]].strip():
+            body.pop()
+        first = next((b for b in body if lines[b].strip()), None)
+        if shift > 0 and first is not None and _indent_of(lines[first]) == indent + offset:
+            for b in body:
+                if lines[b].strip():
+                    lines[b] = " " * shift + lines[b]
+        k += 1  # nested items are visited (and shifted) in turn
+    return "\n".join(lines)
+
+
+def _join_split_inline_math(text: str) -> str:
+    """Join a line to the previous one when it continues an open ``$...$`` and starts like a list
+    item (``- k(x, y)``): Markdown would read it as a nested bullet and break the formula."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        if out and _LIST_ITEM.match(line) and out[-1].replace("$$", "").count("$") % 2 == 1:
+            out[-1] = out[-1].rstrip() + " " + line.strip()
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
 def rst_to_markdown(text: str) -> str:
     """The Markdown form of the RST constructs used in numpydoc docstrings (see module doc)."""
-    text = _plain_types(text)
-    text = _directives(text)
-    text = _MATH_ROLE.sub(lambda m: f"${m.group(1)}$", text)
     text = _ROLE.sub(_role, text)
+    text = _plain_types(text)
+    text = _MATH_ROLE.sub(lambda m: f"${m.group(1)}$", text)
+    text = _join_split_inline_math(text)
+    text = _list_items(text)
+    text = _directives(text)
     text = _CITATION.sub(lambda m: f"{m.group(1)}[{m.group(2)}]", text)
     return text
 
