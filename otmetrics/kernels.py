@@ -232,18 +232,17 @@ def median_bandwidth(x, y=None, *, max_samples: int = 1000, seed: int = 0) -> fl
     >>> median_bandwidth([[0.0], [1.0], [3.0]])
     2.0
     """
+    import torch
     from scipy.spatial.distance import pdist
 
-    xs = to_numpy(_samples(x, "x", min_samples=1))
-    pooled = xs
-    if y is not None:
-        ys = to_numpy(_samples(y, "y", min_samples=1, dim=xs.shape[1]))
-        pooled = np.concatenate([xs, ys])
     _check_int(max_samples, "max_samples", 2)
+    xt = _samples(x, "x", min_samples=1)
+    pooled = xt if y is None else torch.cat(
+        [xt, _samples(y, "y", min_samples=1, dim=xt.shape[1], device=xt.device)])
     if pooled.shape[0] > max_samples:
-        pick = np.random.default_rng(seed).choice(pooled.shape[0], max_samples, replace=False)
-        pooled = pooled[np.sort(pick)]
-    dist = pdist(pooled)
+        pick = np.sort(np.random.default_rng(seed).choice(pooled.shape[0], max_samples, replace=False))
+        pooled = pooled[torch.as_tensor(pick, device=pooled.device)]
+    dist = pdist(to_numpy(pooled))
     dist = dist[dist > 0]
     return float(np.median(dist)) if dist.size else 1.0
 

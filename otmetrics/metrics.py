@@ -81,6 +81,8 @@ class _Streaming:
                 raise ValueError(f"{name}: expected feature vectors of shape (B, d) (no feature_extractor "
                                  f"was given), got {describe(feats)}")
         else:
+            if not is_tensor(batch) and isinstance(batch, np.ndarray):
+                batch = torch.from_numpy(np.ascontiguousarray(batch))  # uint8 images stay uint8
             if is_tensor(batch) and self.device is not None:
                 batch = batch.to(self.device)
             with torch.no_grad():

@@ -119,6 +119,18 @@ def test_commuting_covariances_exact_at_any_conditioning(log_cond):
     assert got == pytest.approx(expected, rel=1e-9, abs=1e-12 * (a.sum() + b.sum()))
 
 
+@pytest.mark.parametrize("exponent", [1.0, 2.0, 3.0])
+def test_identical_ill_conditioned_statistics_give_zero(exponent):
+    """Power-law spectra as Inception features have (condition numbers up to 1e7): the squared
+    eigenvalues of L^T S L span up to 1e14, where sqrt-amplified rounding could exceed 1e-6."""
+    rng = np.random.default_rng(int(exponent))
+    d = 200
+    spectrum = 50 * np.arange(1, d + 1.0) ** -exponent
+    s, _ = commuting_pair(spectrum, spectrum, rng)
+    mu = rng.normal(size=d)
+    assert abs(frechet_distance(mu, s, mu, s)) < 1e-9 * spectrum.sum()
+
+
 def test_singular_commuting_covariances_exact_with_warning():
     rng = np.random.default_rng(3)
     d = 30

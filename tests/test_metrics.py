@@ -105,7 +105,7 @@ def test_fid_with_a_module_extractor():
     fid = FID(net, device="cpu")
     assert not net.training
     fid.update(torch.from_numpy(real), real=True)
-    fid.update(torch.from_numpy(fake), real=False)
+    fid.update(fake, real=False)  # numpy batches reach the module as tensors
     with torch.no_grad():
         fr = net.lin(torch.from_numpy(real)).numpy()
         ff = net.lin(torch.from_numpy(fake)).numpy()
