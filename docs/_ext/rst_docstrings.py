@@ -9,7 +9,7 @@ parsed for the API pages, this rewrites:
 - ``:func:`~pkg.name```, ``:class:``, ``:meth:``, ``:attr:``, ``:mod:``, ``:data:``, ``:exc:``,
   ``:obj:``                     -> ``name`` as inline code (the ``~`` form keeps the last part);
 - ``.. [1] Author, Title``      -> ``[1] Author, Title`` (numbered references);
-- ``.. note::`` / ``.. warning::`` blocks -> admonitions;
+- ``.. note::`` / ``.. warning::`` blocks -> admonitions; ``.. code-block:: lang`` -> a fenced block;
 - the types of numpydoc's ``name : type`` lines lose their backquotes (the API tables print
   types verbatim, so ````(n, m)```` would show its quotes);
 - list items continued with numpydoc's short indentation (2 spaces after ``- ``, 3 after
@@ -30,7 +30,7 @@ import griffe
 _ROLE = re.compile(r":(?:py:)?(?:func|class|meth|attr|mod|data|exc|obj|const):`(~?)([^`]+)`")
 _MATH_ROLE = re.compile(r":math:`([^`]+)`")
 _CITATION = re.compile(r"^(\s*)\.\. \[([\w-]+)\]", re.M)
-_DIRECTIVE = re.compile(r"^(\s*)\.\. (math|note|warning|seealso)::[ \t]*(.*)$")
+_DIRECTIVE = re.compile(r"^(\s*)\.\. (math|note|warning|seealso|code-block|code|sourcecode)::[ \t]*(.*)$")
 
 
 def _role(match: re.Match) -> str:
@@ -46,7 +46,7 @@ def _indent_of(line: str) -> int:
 
 
 def _directives(text: str) -> str:
-    """Rewrite indented RST directive blocks (math, note, warning, seealso)."""
+    """Rewrite indented RST directive blocks (math, note, warning, seealso, code-block)."""
     lines = text.split("\n")
     out: list[str] = []
     i = 0
@@ -71,7 +71,11 @@ def _directives(text: str) -> str:
         content = [line[depth:] if line.strip() else "" for line in content]
         while content and not content[0]:
             content.pop(0)
-        if kind == "math":
+        if kind in ("code-block", "code", "sourcecode"):
+            language = argument or "python"
+            out += [f"{indent}```{language}", *[f"{indent}{line}" if line else "" for line in content],
+                    f"{indent}```"]
+        elif kind == "math":
             # Sphinx renders blank-line separated paragraphs of a math block as separate equations
             formula = "\n".join(([argument] if argument else []) + content).strip()
             for k, equation in enumerate(re.split(r"\n\s*\n", formula)):
