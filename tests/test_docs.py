@@ -243,6 +243,7 @@ def test_figure_script_draws_its_pictures(script, tmp_path, monkeypatch):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         committed = DOCS / "img" / path.name
         assert committed.exists(), f"{committed.relative_to(ROOT)} is not checked in: run {script.name}"
+        assert committed.stat().st_size < 250_000, f"{committed.name}: keep documentation pictures small"
 
 
 # ----------------------------------------------------------------------------------------------
