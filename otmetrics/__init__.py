@@ -19,6 +19,7 @@ from .divergences import entropy, js_distance, js_divergence, kl_divergence, tot
 from .oned import wasserstein_1d
 
 # -- Sinkhorn (entropic OT) ---------------------------------------------------------------------
+from .sinkhorn import SinkhornResult, sinkhorn, sinkhorn_divergence
 
 # -- generative-model metrics: mathematics and streaming objects ------------------------------------
 from .gaussian import GaussianStats, frechet_distance
