@@ -32,6 +32,7 @@ from .inception import FIDInceptionV3
 from .images import image_features, iter_image_features
 
 # -- critic (lives in otmetrics.critic; nothing flat but the module) -------------------------------
+from . import critic  # noqa: E402,F401  (estimate_w1, validate, ...: otmetrics.critic.*)
 
 
 __version__ = "0.1.0"

@@ -1,0 +1,484 @@
+"""otmetrics.critic: Lipschitz critics, proven bounds, estimate_w1 and validate."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import ot
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
+
+import otmetrics
+from otmetrics import ConvergenceWarning
+from otmetrics.critic import (
+    METHODS,
+    CriticEstimate,
+    FrozenCritic,
+    GroupSortCritic,
+    MLPCritic,
+    bjorck_orthonormalize,
+    clip_weights_,
+    critic_loss,
+    dual_lower_bound,
+    estimate_w1,
+    gradient_penalty,
+    group_sort,
+    lipschitz_bound,
+    make_critic,
+    make_optimizer,
+    spectral_norm_bound,
+    validate,
+)
+from otmetrics.testing import sample_pairs
+
+FAST = dict(steps=30, width=16, depth=2)  # small and quick: for properties, not accuracy
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small networks: one thread (OpenMP threads on busy cores wait on each other, 30x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def distances(x, y):
+    """Euclidean distances from differences (``ot.dist`` expands |x|^2 + |y|^2 - 2 x.y: 3e-8 at 0)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    return cdist(x.reshape(len(x), -1), y.reshape(len(y), -1))
+
+
+def exact_w1(x, y, a=None, b=None):
+    """POT's network simplex on exact distances: an independent reference."""
+    a = np.full(len(x), 1 / len(x)) if a is None else np.asarray(a, float) / np.sum(a)
+    b = np.full(len(y), 1 / len(y)) if b is None else np.asarray(b, float) / np.sum(b)
+    return float(ot.emd2(a, b, distances(x, y)))
+
+
+def quiet(fn, *args, **kwargs):
+    """Call ``fn`` ignoring ConvergenceWarning (short runs on purpose)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fn(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Building blocks: GroupSort, Björck, spectral norms
+# ----------------------------------------------------------------------------------------------
+def test_group_sort_pairs_and_groups():
+    h = torch.tensor([[1.0, 5.0, 3.0, 2.0]])
+    assert group_sort(h).tolist() == [[3.0, 5.0, 1.0, 2.0]]
+    h = torch.tensor([[1.0, 5.0, 3.0, 2.0, 0.0, 4.0]])
+    assert group_sort(h, 3).tolist() == [[5.0, 3.0, 1.0, 4.0, 2.0, 0.0]]
+    assert torch.equal(group_sort(h, 1), h)
+    with pytest.raises(ValueError, match="group_size"):
+        group_sort(h, 4)
+
+
+@pytest.mark.parametrize("group_size", [2, 4])
+def test_group_sort_is_one_lipschitz_and_norm_preserving(group_size):
+    g = torch.Generator().manual_seed(0)
+    u, v = torch.randn(200, 8, generator=g, dtype=torch.float64), torch.randn(200, 8, generator=g,
+                                                                                dtype=torch.float64)
+    gu, gv = group_sort(u, group_size), group_sort(v, group_size)
+    assert torch.all((gu - gv).norm(dim=1) <= (u - v).norm(dim=1) + 1e-12)
+    assert torch.allclose(gu.norm(dim=1), u.norm(dim=1))  # a permutation of the coordinates
+    assert torch.equal(gu.sort(dim=1).values, u.sort(dim=1).values)
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (9, 3), (3, 9), (1, 7)])
+def test_bjorck_orthonormalises(shape):
+    w = torch.randn(*shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    q = bjorck_orthonormalize(w, 60, tol=1e-14)
+    gram = q.T @ q if shape[0] >= shape[1] else q @ q.T
+    assert torch.allclose(gram, torch.eye(min(shape), dtype=torch.float64), atol=1e-12)
+    # it is the orthogonal polar factor: for a square matrix, U V^T of the SVD
+    if shape[0] == shape[1]:
+        u, _, vt = torch.linalg.svd(w)
+        assert torch.allclose(q, u @ vt, atol=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 3), st.integers(0, 2**31 - 1))
+def test_bjorck_never_exceeds_norm_one(rows, cols, iters, seed):
+    w = torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    q = bjorck_orthonormalize(w * 100.0, iters)
+    assert torch.linalg.matrix_norm(q, 2) <= 1.0 + 1e-12
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.floats(1e-6, 1e6), st.integers(0, 2**31 - 1))
+def test_spectral_norm_bound_is_an_upper_bound_and_tight(rows, cols, scale, seed):
+    w = np.random.default_rng(seed).normal(size=(rows, cols)) * scale
+    exact = np.linalg.norm(w, 2)
+    bound = spectral_norm_bound(w)
+    assert exact <= bound <= exact * (1 + 1e-10)
+    # and the norm is attained: the top right singular vector is stretched by ~bound
+    v = np.linalg.svd(w)[2][0]
+    assert np.linalg.norm(w @ v) <= bound
+
+
+def test_lipschitz_bound_is_the_product_and_bad_weights():
+    layers = [(np.diag([3.0, 1.0]), np.zeros(2)), (np.array([[0.0, 2.0]]), np.zeros(1))]
+    assert lipschitz_bound(layers) == pytest.approx(6.0, rel=1e-12) and lipschitz_bound(layers) >= 6.0
+    with pytest.raises(ValueError, match="weight"):
+        spectral_norm_bound(np.array([[np.nan]]))
+    with pytest.raises(ValueError, match="weight"):
+        spectral_norm_bound(np.zeros(3))
+
+
+# ----------------------------------------------------------------------------------------------
+# Networks and their frozen float64 form
+# ----------------------------------------------------------------------------------------------
+def test_groupsort_critic_is_one_lipschitz_with_normalisation():
+    net = make_critic("groupsort", 3, width=16, depth=3, seed=0, dtype=torch.float64)
+    net.set_normalisation(torch.tensor([5.0, -2.0, 1.0]), 7.5)
+    frozen = FrozenCritic(net.affine_layers(), "groupsort")
+    assert frozen.lipschitz_bound <= 1.0 + 1e-9
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 3, generator=g, dtype=torch.float64) * 10
+    # the frozen layers compute the same function as the module (normalisation folded in)
+    with torch.no_grad():
+        assert torch.allclose(frozen.evaluate(x), net(x), atol=1e-6 * 10)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_trained_critic_respects_its_lipschitz_bound(method):
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 2)), rng.normal(size=(30, 2)) + 1.0
+    est = quiet(estimate_w1, x, y, method=method, **FAST)
+    u, v = rng.normal(size=(500, 2)) * 3, rng.normal(size=(500, 2)) * 3
+    ratio = np.abs(est.critic(u) - est.critic(v)) / np.linalg.norm(u - v, axis=1)
+    assert ratio.max() <= est.lipschitz_bound
+    if method == "groupsort":
+        assert est.lipschitz_bound <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize("activation", ["groupsort", "relu"])
+def test_forward_error_bound_covers_the_rounding(activation):
+    """float64 values are within the reported error of an extended-precision evaluation."""
+    rng = np.random.default_rng(7)
+    sizes = [3, 32, 32, 32, 1]
+    layers = [(rng.normal(size=(o, i)) * 3, rng.normal(size=o) * 100) for i, o in zip(sizes[:-1], sizes[1:])]
+    critic = FrozenCritic([(torch.from_numpy(w), torch.from_numpy(b)) for w, b in layers], activation)
+    x = rng.normal(size=(300, 3)) * 1e3
+    values, err = critic.evaluate(x, with_error=True)
+    h = x.astype(np.longdouble)
+    for k, (w, b) in enumerate(layers):
+        h = h @ w.astype(np.longdouble).T + b.astype(np.longdouble)
+        if k < len(layers) - 1:
+            if activation == "relu":
+                h = np.maximum(h, 0)
+            else:
+                half = h.shape[1] // 2
+                first, second = h[:, :half], h[:, half:]
+                h = np.concatenate([np.maximum(first, second), np.minimum(first, second)], 1)
+    reference = h[:, 0]
+    actual = np.abs(values.numpy().astype(np.longdouble) - reference)
+    assert np.all(actual <= err.numpy())
+    assert np.all(err.numpy() < 1e-9 * np.abs(reference).max())  # and the bound is not vacuous
+
+
+def test_frozen_critic_types_and_shapes():
+    est = quiet(estimate_w1, np.arange(6.0), np.arange(6.0) + 2, **FAST)
+    out = est.critic(np.array([[0.0], [1.0]]))
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (2,)
+    t = est.critic(torch.tensor([[0.0], [1.0]], dtype=torch.float32))
+    assert torch.is_tensor(t) and t.dtype == torch.float32
+    assert est.critic(np.array([0.0, 1.0])).shape == (2,)  # 1-D input for a 1-D critic
+    with pytest.raises(ValueError, match="x"):
+        est.critic(np.zeros((2, 3)))
+    assert "FrozenCritic(1 -> 16 -> 16 -> 1" in repr(est.critic)
+
+
+# ----------------------------------------------------------------------------------------------
+# Certified dual values
+# ----------------------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sample_pairs(max_n=8, min_n=1, dim=st.integers(1, 3)), st.integers(0, 2**31 - 1),
+       st.floats(1e-3, 1e6), st.sampled_from(["x", "y"]))
+def test_any_potential_gives_a_lower_bound(pair, seed, magnitude, side):
+    x, y = pair
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=len(x) if side == "x" else len(y)) * magnitude
+    bound = dual_lower_bound(x, y, values, side=side)
+    assert bound.value <= exact_w1(x, y) + 1e-12 * max(1.0, exact_w1(x, y))
+
+
+@settings(max_examples=30, deadline=None)
+@given(sample_pairs(max_n=9, min_n=1, dim=st.integers(1, 3)))
+def test_optimal_potential_gives_the_exact_value(pair):
+    x, y = pair
+    a, b = np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y))
+    exact, log = ot.emd2(a, b, distances(x, y), log=True)
+    bound = dual_lower_bound(x, y, log["u"]).value
+    assert bound <= exact + 1e-12 * max(1.0, exact)
+    assert bound >= exact - 1e-9 * max(1.0, exact)
+
+
+def test_dual_lower_bound_weighted_and_worked_example():
+    # moving boxes: 3, 1, 2 boxes at 1, 2, 3 to 1, 1, 2, 2 boxes at 7, 8, 9, 10: cost 42 (per box: 7)
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([7.0, 8.0, 9.0, 10.0])
+    a, b = np.array([3, 1, 2]) / 6, np.array([1, 1, 2, 2]) / 6
+    bound = dual_lower_bound(x, y, -x, a=a, b=b)  # f(x) = -x is an optimal 1-D potential
+    assert bound.value == pytest.approx(7.0, rel=1e-12) and bound.value <= 7.0
+    with pytest.raises(ValueError, match="side"):
+        dual_lower_bound(x, y, -x, side="z")
+    with pytest.raises(ValueError, match="values"):
+        dual_lower_bound(x, y, np.zeros(4))
+    with pytest.raises(ValueError, match="values"):
+        dual_lower_bound(x, y, [0.0, np.nan, 1.0])
+
+
+def test_dual_lower_bound_survives_rounding_at_large_offsets():
+    """Points far from the origin with unit separations: the bound stays below the exact value."""
+    rng = np.random.default_rng(0)
+    x = 1e8 + rng.normal(size=(20, 2))
+    y = x + np.array([0.3, 0.4])  # exact W1 = 0.5 (a translation)
+    values = -(x @ np.array([0.6, 0.8]))  # the optimal potential, huge values ~ -1.4e8
+    bound = dual_lower_bound(x, y, values).value
+    assert bound <= 0.5 and bound >= 0.5 - 1e-5
+
+
+# ----------------------------------------------------------------------------------------------
+# estimate_w1: the certified bound holds, for every method
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", sorted(METHODS))
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pair=sample_pairs(max_n=10, min_n=2, dim=st.integers(1, 3)), seed=st.integers(0, 1000))
+def test_certified_never_exceeds_exact(method, pair, seed):
+    x, y = pair
+    est = quiet(estimate_w1, x, y, method=method, seed=seed, steps=5, width=8, depth=2, batch_size=8)
+    exact = exact_w1(x, y)
+    assert est.certified <= exact + 1e-4
+    assert est.certified <= exact + 1e-12 * max(1.0, exact)  # in fact to rounding
+    assert 0.0 <= est.certified_lipschitz <= est.certified and est.certified_c_transform <= est.certified
+
+
+def test_c_transform_dominates_the_lipschitz_bound_for_groupsort():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(60, 2)), rng.normal(size=(50, 2)) * 0.5 + 1
+    est = quiet(estimate_w1, x, y, **FAST)
+    assert est.certified_c_transform >= est.certified_lipschitz - 1e-12
+    assert est.certified_lipschitz <= est.value / est.lipschitz_bound + 1e-12
+
+
+def test_default_critic_reaches_the_exact_value_on_a_translation():
+    """Translating a cloud by t moves it exactly |t|; the default critic gets >= 0.99 of it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 2))
+    t = np.array([0.5, -0.3])
+    report = validate(x, x + t, steps=150)
+    assert report.exact == pytest.approx(np.linalg.norm(t), rel=1e-9)
+    assert report.bound_held
+    assert report.certified_ratio >= 0.99 and report.ratio >= 0.99
+    assert report.certified_ratio <= 1 + 1e-12
+
+
+def test_clipping_value_is_not_w1_but_its_certificate_is_a_bound():
+    """The clipped critic's objective is tiny (K-Lipschitz, K unknown); the c-transform fixes it."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(80, 1))
+    report = quiet(validate, x, x + 2.0, method="clipping", steps=200)
+    assert report.ratio < 0.1
+    assert report.bound_held and report.certified_ratio > 0.5
+    assert report.estimate.lipschitz_bound < 1.0
+
+
+def test_weights_are_used():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(30, 2)), rng.normal(size=(20, 2)) + [2.0, 0.0]
+    a, b = rng.random(30), rng.random(20)
+    est = quiet(estimate_w1, x, y, a=a, b=b, **FAST)
+    exact = exact_w1(x, y, a, b)
+    assert est.certified <= exact + 1e-12
+    report = validate(x, y, a=a, b=b, estimate=est)
+    assert report.exact == pytest.approx(exact, rel=1e-9)
+    # weighted minibatches are drawn in proportion to the weights
+    est_mb = quiet(estimate_w1, x, y, a=a, b=b, batch_size=16, **FAST)
+    assert est_mb.certified <= exact + 1e-12
+
+
+def test_result_fields_history_and_heldout():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(50, 2)), rng.normal(size=(40, 2)) + 1
+    est = quiet(estimate_w1, x, y, x_test=rng.normal(size=(30, 2)), y_test=rng.normal(size=(30, 2)) + 1,
+                method="gp", log_every=7, **FAST)
+    assert isinstance(est, CriticEstimate) and est.method == "gp" and est.n_iter == 30
+    h = est.history
+    assert h.step.tolist() == [7, 14, 21, 28, 30]
+    assert h.objective.shape == h.value.shape == h.penalty.shape == h.lr.shape == (5,)
+    assert np.all(h.penalty >= 0) and np.any(h.penalty > 0)
+    assert np.all(h.lr == METHODS["gp"].lr)
+    assert isinstance(est.heldout_value, float) and np.isfinite(est.heldout_value)
+    assert est.value == pytest.approx(float(est.critic(x).mean() - est.critic(y).mean()), rel=1e-12)
+    for name in ("value", "certified", "lipschitz_bound", "certified_lipschitz", "certified_c_transform"):
+        assert isinstance(getattr(est, name), float)
+    with pytest.raises(AttributeError):
+        est.value = 0.0  # frozen
+
+
+def test_groupsort_learning_rate_is_annealed():
+    est = estimate_w1(np.arange(5.0), np.arange(5.0) + 3, steps=40, log_every=10)
+    assert est.history.lr[0] > est.history.lr[-1] > 0
+    assert est.converged
+
+
+def test_seed_reproducibility():
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) + 1
+    first = quiet(estimate_w1, x, y, seed=3, method="clipping", **FAST)
+    again = quiet(estimate_w1, x, y, seed=3, method="clipping", **FAST)
+    other = quiet(estimate_w1, x, y, seed=4, method="clipping", **FAST)
+    assert first.value == again.value and first.certified == again.certified
+    assert first.value != other.value
+    state = torch.get_rng_state()
+    quiet(estimate_w1, x, y, seed=3, **FAST)
+    assert torch.equal(state, torch.get_rng_state())  # the global RNG is untouched
+
+
+def test_convergence_warning_on_a_short_run():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 3
+    with pytest.warns(ConvergenceWarning, match="increase steps"):
+        est = estimate_w1(x, y, steps=4, width=16, depth=1)
+    assert not est.converged
+    assert est.certified <= exact_w1(x, y) + 1e-12
+
+
+def test_num_threads_is_restored():
+    before = torch.get_num_threads()
+    quiet(estimate_w1, np.arange(4.0), np.arange(4.0) + 1, num_threads=2, steps=1, depth=0, certify=False)
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="num_threads"):
+        estimate_w1(np.arange(4.0), np.arange(4.0) + 1, num_threads=0)
+
+
+def test_certify_false_uses_the_lipschitz_bound_only():
+    x = np.random.default_rng(9).normal(size=(40, 1))
+    est = quiet(estimate_w1, x, x + 1.0, certify=False, **FAST)
+    assert est.certified_c_transform == 0.0 and est.certified == est.certified_lipschitz > 0
+
+
+def test_torch_input():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 2, generator=g)
+    y = x + torch.tensor([1.0, 0.0])
+    est = quiet(estimate_w1, x, y, **FAST)
+    exact = exact_w1(x.double().numpy(), y.double().numpy())
+    assert est.certified <= exact + 1e-12 and est.certified > 0.9
+    assert est.critic(x).dtype == torch.float32
+    report = validate(x, y, estimate=est)
+    assert report.exact == pytest.approx(1.0, rel=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_input():
+    x = torch.randn(300, 2, device="cuda")
+    y = x + torch.tensor([0.6, 0.8], device="cuda")
+    est = estimate_w1(x, y, steps=200)
+    assert est.critic.device.type == "cuda"
+    assert est.critic(x).device.type == "cuda"
+    exact = exact_w1(x.double().cpu().numpy(), y.double().cpu().numpy())
+    assert est.certified <= exact + 1e-12 and est.certified >= 0.99 * exact
+
+
+# ----------------------------------------------------------------------------------------------
+# validate
+# ----------------------------------------------------------------------------------------------
+def test_validate_fields_and_identical_samples():
+    x = np.random.default_rng(10).normal(size=(20, 2))
+    report = quiet(validate, x, x.copy(), **FAST)
+    assert report.exact == 0.0 and report.ratio is None and report.certified_ratio is None
+    assert report.bound_held and report.estimate.certified <= 1e-12
+    assert "bound held: True" in report.summary()
+    with pytest.raises(ValueError, match="options"):
+        validate(x, x, estimate=report.estimate, steps=3)
+    with pytest.raises(ValueError, match="estimate"):
+        validate(x, x, estimate=1.0)
+
+
+def test_validate_uses_the_package_exact_solver():
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(25, 3)), rng.normal(size=(35, 3))
+    report = quiet(validate, x, y, **FAST)
+    assert report.exact == pytest.approx(otmetrics.wasserstein(x, y), rel=1e-12)
+    assert report.ratio == pytest.approx(report.estimate.value / report.exact)
+
+
+# ----------------------------------------------------------------------------------------------
+# Building blocks of a WGAN loop
+# ----------------------------------------------------------------------------------------------
+def test_clip_weights_and_optimizers():
+    net = make_critic("clipping", 2, seed=0)
+    assert max(float(p.detach().abs().max()) for p in net.parameters()) <= METHODS["clipping"].clip_value
+    with torch.no_grad():
+        next(net.parameters()).fill_(5.0)
+    clip_weights_(net, 0.02)
+    assert max(float(p.detach().abs().max()) for p in net.parameters()) == pytest.approx(0.02)
+    opt = make_optimizer("gp", net.parameters())
+    assert isinstance(opt, torch.optim.Adam)
+    assert opt.defaults["betas"] == (0.0, 0.9) and opt.defaults["lr"] == 1e-4
+    assert make_optimizer("clipping", net.parameters()).defaults["lr"] == 5e-5
+    assert isinstance(make_critic("groupsort", 2), GroupSortCritic)
+    assert isinstance(make_critic("gp", 2), MLPCritic)
+
+
+def test_gradient_penalty_is_zero_for_a_unit_slope_linear_critic():
+    net = MLPCritic(2, width=4, depth=0).double()
+    with torch.no_grad():
+        net.linears[0].weight.copy_(torch.tensor([[0.6, 0.8]]))
+    real, fake = torch.randn(16, 2, dtype=torch.float64), torch.randn(16, 2, dtype=torch.float64)
+    assert float(gradient_penalty(net, real, fake).detach()) == pytest.approx(0.0, abs=1e-12)
+    with torch.no_grad():
+        net.linears[0].weight.mul_(2.0)  # slope 2: penalty (2 - 1)^2 = 1
+    assert float(gradient_penalty(net, real, fake).detach()) == pytest.approx(1.0)
+    loss, objective, penalty = critic_loss(net, real, fake, gp_weight=10.0)
+    assert float(penalty) == pytest.approx(1.0)
+    assert float(loss.detach()) == pytest.approx(-float(objective) + 10.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(y=np.zeros((5, 3))), "y: points must have the dimension of x"),
+    (dict(x=np.zeros((1, 2))), "x: need at least 2 samples"),
+    (dict(y=np.zeros((1, 2))), "y: need at least 2 samples"),
+    (dict(x=np.array([[0.0, np.nan], [1.0, 1.0]])), "x: coordinates must be finite"),
+    (dict(y=np.array([[0.0, np.inf], [1.0, 1.0]])), "y: coordinates must be finite"),
+    (dict(x=np.zeros((2, 2, 2))), "x: expected 1 or 2 dimension"),
+    (dict(method="sinkhorn"), "method: must be one of"),
+    (dict(steps=0), "steps"),
+    (dict(steps=2.5), "steps"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(a=-np.ones(4)), "a: weights must be non-negative"),
+    (dict(b=np.ones(3)), "b: expected 4 weights"),
+    (dict(x_test=np.zeros((3, 2))), "y_test: give both"),
+    (dict(x_test=np.zeros((3, 1)), y_test=np.zeros((3, 2))), "x_test: expected points of dimension 2"),
+    (dict(lr=-1.0), "lr"),
+    (dict(seed=-1), "seed"),
+    (dict(width=0), "width"),
+    (dict(depth=-1), "depth"),
+    (dict(width=15), "group_size: must divide"),
+    (dict(dtype=torch.int32), "dtype"),
+    (dict(certify="yes"), "certify"),
+    (dict(tol=float("nan")), "tol"),
+])
+def test_bad_input(kwargs, match):
+    args = dict(x=np.zeros((4, 2)), y=np.ones((4, 2)))
+    args.update(kwargs)
+    x, y = args.pop("x"), args.pop("y")
+    with pytest.raises(ValueError, match=match):
+        estimate_w1(x, y, steps=args.pop("steps", 2), **args)
+
+
+def test_bad_input_for_validate_is_checked_before_training():
+    with pytest.raises(ValueError, match="y: points must have the dimension of x"):
+        validate(np.zeros((4, 2)), np.zeros((4, 1)))
