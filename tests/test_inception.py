@@ -246,6 +246,15 @@ def test_numpy_in_numpy_out(net):
     np.testing.assert_allclose(out, ref.double().numpy())
 
 
+def test_memory_layout_changes_only_the_rounding(net, state_dict):
+    assert net.Conv2d_1a_3x3.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    nchw = FIDInceptionV3(state_dict, resize=None, channels_last=False)
+    assert nchw.Conv2d_1a_3x3.conv.weight.is_contiguous()
+    x = small_images(2)
+    with torch.no_grad():
+        torch.testing.assert_close(nchw(x), net(x), rtol=1e-4, atol=1e-5)
+
+
 def test_float64_network():
     net64 = randomize(FIDInceptionV3(pretrained=False, resize=None), seed=3)
     net32 = randomize(FIDInceptionV3(pretrained=False, resize=None), seed=3)
