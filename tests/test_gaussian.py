@@ -247,6 +247,32 @@ def test_float32_covariance_with_rounding_asymmetry_is_accepted():
     assert frechet_distance(mu, s32, mu, s) < 1e-5
 
 
+@pytest.mark.parametrize("case", ["full", "ill", "singular"])
+def test_torch_linalg_backend_matches_numpy_backend(case):
+    """The backend CUDA tensors use (torch.linalg), run here on CPU tensors."""
+    rng = np.random.default_rng(4)
+    d = 40
+    if case == "full":
+        s1, s2 = well_conditioned(d, 200, rng)[1], well_conditioned(d, 200, rng, offset=1.0)[1]
+    elif case == "ill":
+        spectrum = np.logspace(0, -13, d)
+        s1, s2 = commuting_pair(spectrum, spectrum[::-1].copy(), rng)
+    else:
+        s1, s2 = moments(rng.normal(size=(15, d)))[1], moments(rng.normal(size=(60, d)))[1]
+    with warnings.catch_warnings(record=True) as caught_numpy:
+        warnings.simplefilter("always")
+        ref = gaussian_module._trace_sqrt_product(s1, s2, gaussian_module._NumpyOps)
+    with warnings.catch_warnings(record=True) as caught_torch:
+        warnings.simplefilter("always")
+        got = gaussian_module._trace_sqrt_product(torch.from_numpy(s1), torch.from_numpy(s2),
+                                                  gaussian_module._TorchOps)
+    assert isinstance(got, float)
+    # Agreement on the scale of the distance (tr S1 + tr S2), which is what FID needs.
+    assert got == pytest.approx(ref, abs=1e-11 * (np.trace(s1) + np.trace(s2)))
+    assert [str(w.message) for w in caught_torch] == [str(w.message) for w in caught_numpy]
+    assert len(caught_numpy) == (1 if case == "singular" else 0)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
