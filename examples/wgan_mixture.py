@@ -53,8 +53,9 @@ CENTRES = RADIUS * np.stack([np.cos(2 * np.pi * np.arange(MODES) / MODES),
                              np.sin(2 * np.pi * np.arange(MODES) / MODES)], axis=1)
 GRID = np.linspace(-3.0, 3.0, 61)  # 60 x 60 bins of width 0.1
 LATENT = 8
-TRAINERS = ("gan", "clipping", "gp")
-LABELS = {"gan": "GAN (standard loss)", "clipping": "WGAN (weight clipping)", "gp": "WGAN-GP"}
+TRAINERS = ("gan", "clipping", "gp", "groupsort")
+LABELS = {"gan": "GAN (standard loss)", "clipping": "WGAN (weight clipping)", "gp": "WGAN-GP",
+          "groupsort": "WGAN, GroupSort critic"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,6 +132,11 @@ def train(trainer: str, args, bar) -> dict:
         opt_d = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         n_critic = 1
+    elif trainer == "groupsort":  # a 1-Lipschitz critic by construction: no clipping, no penalty
+        critic = make_critic("groupsort", 2, width=args.width // 2, depth=args.depth, seed=seed + 1)
+        opt_d = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
+        opt_g = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.0, 0.9))
+        n_critic = 5
     else:
         cfg = METHODS[trainer]
         critic = make_critic(trainer, 2, width=args.width, depth=args.depth, seed=seed + 1)
@@ -169,7 +175,7 @@ def train(trainer: str, args, bar) -> dict:
                 loss = bce(logits, labels)
                 critic_value = float(-loss.detach())
             else:
-                gp_weight = METHODS[trainer].gp_weight or 0.0
+                gp_weight = METHODS[trainer].gp_weight or 0.0  # None for clipping, groupsort
                 loss, objective, _ = critic_loss(critic, real, fake, gp_weight=gp_weight, generator=gen_torch)
                 critic_value = float(objective)
             opt_d.zero_grad(set_to_none=True)
@@ -227,9 +233,11 @@ def plot(results: dict, out: Path, steps: int) -> None:
             values = np.asarray(c[key], dtype=float)
             finite = np.isfinite(values)
             ax.plot(np.asarray(c["step"])[finite], values[finite], color=f"C{i}", label=LABELS[trainer])
-            if (~finite).any():  # KL = inf: generator mass where the data has none; marked x at the top
-                top = np.max(values[finite], initial=1.0)
-                ax.plot(np.asarray(c["step"])[~finite], np.full((~finite).sum(), top), "x", color=f"C{i}")
+            if (~finite).any():  # KL = inf (generator mass where the data has none): x at the top
+                ax.plot(np.asarray(c["step"])[~finite], np.full((~finite).sum(), 0.97 - 0.03 * i), "x",
+                        color=f"C{i}", transform=ax.get_xaxis_transform(), clip_on=False)
+        if key == "kl":
+            ax.text(0.01, 0.97, "x: inf", transform=ax.transAxes, fontsize=8, va="top")
         if key == "js":
             ax.axhline(math.log(2), color="k", linestyle="--", linewidth=1, label="log 2")
         if log:

@@ -280,6 +280,18 @@ def test_default_critic_reaches_the_exact_value_on_a_translation():
     assert report.certified_ratio <= 1 + 1e-12
 
 
+@pytest.mark.parametrize("unit, offset", [(1e-12, 0.0), (1.0, 1e9), (1e9, -1e12)])
+def test_units_and_offsets_do_not_matter(unit, offset):
+    """Tiny units (Adam's eps) and large offsets (a float32 cast) would break a naive trainer."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 2))
+    t = np.array([0.6, 0.8])
+    est = estimate_w1(unit * x + offset, unit * (x + t) + offset, steps=100)
+    exact = exact_w1(unit * x + offset, unit * (x + t) + offset)
+    assert exact == pytest.approx(unit, rel=1e-6)
+    assert est.value >= 0.99 * exact and 0.99 * exact <= est.certified <= exact * (1 + 1e-12)
+
+
 def test_clipping_value_is_not_w1_but_its_certificate_is_a_bound():
     """The clipped critic's objective is tiny (K-Lipschitz, K unknown); the c-transform fixes it."""
     rng = np.random.default_rng(1)

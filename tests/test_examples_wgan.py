@@ -64,8 +64,8 @@ def test_measurements_on_the_data_itself(example):
     real, fake = example.sample_data(1000, rng), example.sample_data(1000, rng)
     metrics = example.evaluate(fake, real, example.data_histogram())
     assert metrics["modes"] == 8 and metrics["quality"] > 0.95
-    # only sampling noise: small W1; the histogram JS of 1000 points over ~200 bins is biased upwards
-    assert metrics["w1"] < 0.3 and metrics["js"] < 0.25
+    # only sampling noise (at 1000 points per side: W1 ~ 0.1, JS ~ 0.02)
+    assert metrics["w1"] < 0.3 and metrics["js"] < 0.1
     blob = 0.01 * rng.normal(size=(1000, 2))  # a collapsed generator at the centre
     far = example.evaluate(blob, real, example.data_histogram())
     assert far["js"] == pytest.approx(math.log(2), abs=1e-9)  # disjoint supports: JS saturates

@@ -319,17 +319,22 @@ def estimate_w1(x, y, *, method: str = "groupsort", steps: int | None = None, ba
     Y64 = _float64(Y, device)
     net = make_critic(method, dim, width=width, depth=depth, group_size=group_size, seed=seed,
                       device=device, dtype=dtype)
-    shift, scale = _normalisation(X64, Y64, wa, wb)
-    net.set_normalisation(shift, scale)
     if clip_value is not None and method == "clipping":
         clip_weights_(net, clip_value)
+    # The network trains on normalised points z = (x - shift) / scale, in float64 before any cast
+    # (a float32 cast of points at 1e9 would lose their digits), with the objective in units of
+    # z (Adam's eps would swamp the gradients of an objective of size 1e-12). The normalisation is
+    # then folded into the network: f(x) = scale * g((x - shift) / scale).
+    shift, scale = _normalisation(X64, Y64, wa, wb)
+    Zx, Zy = ((X64 - shift) / scale).to(dtype), ((Y64 - shift) / scale).to(dtype)
 
     with _threads(num_threads):
-        history, n_iter = _train(net, X64.to(dtype), Y64.to(dtype), wa, wb, method=method, steps=steps,
-                                 batch_size=batch_size, lr=lr,
+        history, n_iter = _train(net, Zx, Zy, wa, wb, method=method, steps=steps, batch_size=batch_size,
+                                 lr=lr,
                                  clip_value=clip_value if method == "clipping" else None,
                                  gp_weight=gp_weight if method == "gp" else 0.0, seed=seed,
-                                 log_every=log_every, progress=progress)
+                                 log_every=log_every, progress=progress, unit=scale)
+        net.set_normalisation(shift, scale)
         return _finish(net, X64, Y64, wa, wb, x_test, y_test, method=method, certify=certify, tol=tol,
                        history=history, n_iter=n_iter)
 
@@ -408,15 +413,20 @@ def _upper_dot(w, v):
 
 
 def _normalisation(X, Y, wa, wb):
-    """Shift: the mean of all points; scale: their RMS distance to it (1 if all points coincide)."""
+    """Shift: the mean of all points; scale: their RMS distance to it (1 if all points coincide).
+
+    The RMS is taken of deviations divided by the largest one, so that it neither underflows
+    (points 1e-170 apart) nor overflows.
+    """
     px = X.mean(0) if wa is None else (torch.from_numpy(wa).to(X)[:, None] * X).sum(0)
     py = Y.mean(0) if wb is None else (torch.from_numpy(wb).to(Y)[:, None] * Y).sum(0)
-    shift = (px + py) / 2
-    radius = torch.cat([X - shift, Y - shift]).pow(2).sum(-1).mean().sqrt()
-    scale = float(radius)
-    if not (scale > 0 and math.isfinite(scale)):
-        scale = 1.0
-    return shift, scale
+    shift = px / 2 + py / 2
+    deviations = torch.cat([X - shift, Y - shift])
+    largest = float(deviations.abs().max())
+    if not (largest > 0 and math.isfinite(largest)):
+        return shift, 1.0
+    scale = largest * float((deviations / largest).pow(2).sum(-1).mean().sqrt())
+    return shift, scale if scale > 0 and math.isfinite(scale) else 1.0
 
 
 def _sampler(n, w, device, generator):
@@ -428,7 +438,8 @@ def _sampler(n, w, device, generator):
 
 
 def _train(net, X, Y, wa, wb, *, method, steps, batch_size, lr, clip_value, gp_weight, seed, log_every,
-           progress):
+           progress, unit=1.0):
+    """Train ``net`` on (normalised) points; the history reports objectives times ``unit``."""
     device = X.device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
@@ -450,7 +461,7 @@ def _train(net, X, Y, wa, wb, *, method, steps, batch_size, lr, clip_value, gp_w
     def full_value():
         with torch.no_grad():
             out = net(both)
-            return float((full_wa * out[:n]).sum() - (full_wb * out[n:]).sum())
+            return float((full_wa * out[:n]).sum() - (full_wb * out[n:]).sum()) * unit
 
     objectives = torch.zeros(steps, dtype=torch.float64, device=device)
     penalties = torch.zeros(steps, dtype=torch.float64, device=device)
@@ -501,7 +512,7 @@ def _train(net, X, Y, wa, wb, *, method, steps, batch_size, lr, clip_value, gp_w
     starts = np.concatenate([[0], steps_arr[:-1]])
     history = CriticHistory(
         step=steps_arr,
-        objective=np.array([obj[s:e].mean() for s, e in zip(starts, steps_arr)]),
+        objective=np.array([obj[s:e].mean() for s, e in zip(starts, steps_arr)]) * unit,
         value=np.asarray(log_value, dtype=np.float64),
         penalty=np.array([pen[s:e].mean() for s, e in zip(starts, steps_arr)]),
         lr=np.asarray(log_lr, dtype=np.float64),

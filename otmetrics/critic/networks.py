@@ -125,11 +125,17 @@ class _NormalisedCritic(nn.Module):
         self.dim = int(dim)
         self.register_buffer("shift", torch.zeros(dim))
         self.register_buffer("scale", torch.ones(()))
+        # float64 copies for the export (the buffers follow the module's dtype, float32 say, which
+        # would move a shift of 1e9 by up to 64)
+        self._shift64 = torch.zeros(dim, dtype=torch.float64)
+        self._scale64 = 1.0
 
     def set_normalisation(self, shift: torch.Tensor, scale: float) -> None:
         """Use ``f(x) = scale * g((x - shift) / scale)`` from now on."""
-        self.shift.copy_(shift.to(self.shift))
-        self.scale.fill_(float(scale))
+        self._shift64 = torch.as_tensor(shift).detach().to(torch.float64).clone()
+        self._scale64 = float(scale)
+        self.shift.copy_(self._shift64.to(self.shift))
+        self.scale.fill_(self._scale64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale * self.core((x - self.shift) / self.scale)
@@ -144,8 +150,8 @@ class _NormalisedCritic(nn.Module):
         ``f`` is exactly ``W_L act(... act(W_1 x + b_1) ...) + b_L`` with these matrices.
         """
         layers = self._float64_weights()
-        scale = self.scale.detach().to(torch.float64)
-        shift = self.shift.detach().to(torch.float64)
+        scale = self._scale64
+        shift = self._shift64.to(layers[0][0].device)
         w, b = layers[0]
         layers[0] = (w / scale, b - (w @ shift) / scale)
         w, b = layers[-1]
