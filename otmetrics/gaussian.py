@@ -45,7 +45,7 @@ _NOT_PSD = 1e-3
 # different: pulled back to S2 it is amplified by the conditioning of S1, and a square root
 # amplifies it again for small mu_i. Otherwise the singular values of L1^T L2 are used: no square
 # root of rounded small eigenvalues.
-_FAST_ROUTE_RTOL = 1e-10
+_FAST_ROUTE_RTOL = 1e-9
 _EIG_ERROR_ULPS = 2.0
 
 # Relative asymmetry of a covariance that is symmetrised silently; above it, an error.

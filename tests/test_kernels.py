@@ -223,23 +223,25 @@ def test_mmd_bad_input(call, match):
 
 
 def test_mmd_large_n_stays_in_bounded_memory():
-    """n = 8,000 per set: one dense float64 kernel matrix would take 512 MB (three of them
-    1.5 GB). The blocked sums keep the peak memory of the process far below one of them."""
+    """n = 5,000 per set: one dense float64 kernel matrix takes 200 MB (the three 600 MB). With
+    blocks of 512 rows the peak memory of the process grows by a small fraction of one of them.
+    (The default blocks of ~4M entries bound it the same way for any n; the benchmark runs
+    n = 50,000.)"""
     code = textwrap.dedent("""
         import json, resource, numpy as np, torch
         torch.set_num_threads(1)
         from otmetrics import mmd
         rng = np.random.default_rng(0)
-        x, y = rng.normal(size=(8000, 2)), rng.normal(size=(8000, 2)) + 0.05
+        x, y = rng.normal(size=(5000, 2)), rng.normal(size=(5000, 2)) + 0.05
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        value = mmd(x, y, bandwidth=1.0)
+        value = mmd(x, y, bandwidth=1.0, block_size=512)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps({"value": value, "peak_growth_mb": (after - before) / 1024}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["peak_growth_mb"] < 256
+    assert result["peak_growth_mb"] < 64
     assert 0 < result["value"] < 0.01  # a small shift: a small positive MMD^2
 
 
