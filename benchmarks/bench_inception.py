@@ -75,8 +75,10 @@ def main(argv=None):
         ours = timeit(lambda: FIDInceptionV3(weights), repeat=args.repeat)
         row = ["load weights, s", ours]
         if anchor:
-            theirs = timeit(lambda: anchor[0]("inception-v3-compat", ["2048"],
-                                              feature_extractor_weights_path=str(weights)), repeat=args.repeat)
+            def build_theirs():
+                return anchor[0]("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights))
+
+            theirs = timeit(build_theirs, repeat=args.repeat)
             row += [theirs, theirs / ours]
         rows.append(row)
 
@@ -96,7 +98,8 @@ def main(argv=None):
                 diff = max(float((a - b).abs().max()) for a, b in zip(net(images), theirs_net(images)))
         rows.append(row)
         nchw = FIDInceptionV3(weights, resize="tf1", channels_last=False)
-        rows.append(["forward, images/s, channels_last=False (NCHW)", forward_rate(nchw, images, args.repeat)])
+        rows.append(["forward, images/s, channels_last=False (NCHW)",
+                     forward_rate(nchw, images, args.repeat)])
 
         # -- resizing 64x64 -> 299x299 (batch 64) ------------------------------------------------------
         small = torch.rand(64, 3, 64, 64) * 255
@@ -110,8 +113,8 @@ def main(argv=None):
                                      anchor[1](small, size=(299, 299), align_corners=False)))
             row[0] += f" (bit-identical: {exact})"
         rows.append(row)
-        torch_resize = timeit(lambda: F.interpolate(small, size=(299, 299), mode="bilinear", align_corners=False),
-                              repeat=args.repeat * 3)
+        torch_resize = timeit(lambda: F.interpolate(small, size=(299, 299), mode="bilinear",
+                                                    align_corners=False), repeat=args.repeat * 3)
         rows.append(["torch bilinear resize (pytorch-fid), same input, ms", torch_resize * 1e3])
 
         # -- a folder of PNG files to features ---------------------------------------------------------
@@ -126,9 +129,10 @@ def main(argv=None):
         plain = FIDInceptionV3(weights)
         start = time.perf_counter()
         image_features(folder, plain, batch_size=args.batch, device="cpu", progress=False)
-        rows.append([f"folder of {n_images} PNG 64x64 -> pool3, images/s", n_images / (time.perf_counter() - start)])
+        seconds = time.perf_counter() - start
+        rows.append([f"folder of {n_images} PNG 64x64 -> pool3, images/s", n_images / seconds])
 
-        header = ["CPU", "otmetrics", "torch-fidelity", "ratio (speed-up)"] if anchor else ["CPU", "otmetrics"]
+        header = ["CPU", "otmetrics"] + (["torch-fidelity", "ratio (speed-up)"] if anchor else [])
         print(table(header, rows))
         if diff is not None:
             print(f"largest |feature difference| otmetrics vs torch-fidelity (same weights, tf1): {diff:.3g}")

@@ -297,7 +297,8 @@ def _run_demo(demo_args) -> int:
         demo = importlib.import_module(f"{__package__}.demo")
     except ModuleNotFoundError as exc:
         if exc.name in ("otmetrics.demo", f"{__package__}.demo"):
-            raise RuntimeError("the demo is not part of this installation (otmetrics.demo is missing)") from None
+            raise RuntimeError("the demo is not part of this installation (otmetrics.demo is missing)") \
+                from None
         raise RuntimeError(f"the demo needs the package '{exc.name}', which is not installed "
                            "(pip install 'otmetrics[plots]')") from None
     status = demo.main(list(demo_args))

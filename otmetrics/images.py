@@ -101,7 +101,8 @@ def resolve_device(device=None) -> torch.device:
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise ValueError(f"device: this machine has {torch.cuda.device_count()} CUDA device(s), "
                              f"got {device!r}")
-    elif resolved.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+    elif resolved.type == "mps" and not (hasattr(torch.backends, "mps")
+                                         and torch.backends.mps.is_available()):
         raise ValueError(f"device: MPS is not available on this machine, got {device!r}")
     return resolved
 
@@ -222,8 +223,9 @@ def iter_image_features(source, model=None, *, batch_size: int = 50, device=None
         model = model.to(device).eval()
     transform = preprocess if preprocess is not None else _default_preprocess(model)
     call = model if output is None else functools.partial(model, output=_validate_output(output))
-    label = desc if desc is not None else (str(source) if isinstance(source, (str, os.PathLike)) else "images")
-    return _generate_features(files, call, transform, batch_size, device, num_workers, progress, label)
+    if desc is None:
+        desc = str(source) if isinstance(source, (str, os.PathLike)) else "images"
+    return _generate_features(files, call, transform, batch_size, device, num_workers, progress, desc)
 
 
 def _generate_features(files, model, transform, batch_size, device, num_workers, progress, label):

@@ -330,16 +330,18 @@ class FIDInceptionV3(nn.Module):
             else:
                 path = resolve_inception_weights(weights, download=download, progress=progress)
                 state_dict, source, copy = _read_state_dict(path), f"weights file '{path}'", False
-            check_inception_layout(state_dict, source)
+            check_inception_layout(state_dict, source, check_values=False)
             with torch.device("meta"):  # no time spent initialising what the weights replace
                 self._build_layers()
-            self._assign(state_dict, copy)
+            self._assign(state_dict, copy, channels_last)
         else:
             self._build_layers()
             self._init_random()
         self.weights_source = source if pretrained else "random"
-        if channels_last:
+        if channels_last and not pretrained:
             self.to(memory_format=torch.channels_last)
+        if pretrained:  # on the final tensors: the file is read from memory once more, not twice
+            _check_finite(((k, v) for k, v in self.state_dict().items() if v.is_floating_point()), source)
         self.requires_grad_(requires_grad)
         self.eval()
 
@@ -371,15 +373,17 @@ class FIDInceptionV3(nn.Module):
                 nn.init.normal_(module.weight, std=module.in_features ** -0.5)
                 nn.init.zeros_(module.bias)
 
-    def _assign(self, state_dict: Mapping, copy: bool):
+    def _assign(self, state_dict: Mapping, copy: bool, channels_last: bool):
         # The file holds float32; entries become float32 parameters and buffers (call .double()
         # afterwards for a float64 network). ``copy`` avoids sharing storage with a caller's dict.
         values = {}
         for key in self.state_dict():
             if key.endswith("num_batches_tracked"):
                 values[key] = torch.zeros((), dtype=torch.long)
-            else:
-                values[key] = state_dict[key].detach().to("cpu", torch.float32, copy=copy).contiguous()
+                continue
+            value = state_dict[key].detach().to("cpu", torch.float32, copy=copy)
+            layout = torch.channels_last if channels_last and value.ndim == 4 else torch.contiguous_format
+            values[key] = value.contiguous(memory_format=layout)
         self.load_state_dict(values, strict=True, assign=True)
 
     # -- forward ----------------------------------------------------------------------------------
@@ -600,10 +604,12 @@ def _layout() -> dict[str, tuple[int, ...]]:
     return _LAYOUT
 
 
-def check_inception_layout(state_dict: Mapping, source: str = "weights") -> None:
+def check_inception_layout(state_dict: Mapping, source: str = "weights", *,
+                           check_values: bool = True) -> None:
     """Raise ``ValueError`` unless ``state_dict`` has the keys and shapes of the FID weight file.
 
     ``num_batches_tracked`` entries are optional (the file has none; torchvision-style saves do).
+    With ``check_values``, every entry must also hold finite floating values.
     """
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{source}: expected a state dict (a mapping of names to tensors), "
@@ -632,7 +638,22 @@ def check_inception_layout(state_dict: Mapping, source: str = "weights") -> None
         raise ValueError(f"{source}: not the FID InceptionV3 layout ({FID_WEIGHTS_FILENAME}): "
                          + "; ".join(parts))
     for key, value in given.items():
-        if not value.is_floating_point() or not bool(torch.isfinite(value).all()):
+        if not value.is_floating_point():
+            raise ValueError(f"{source}: entry {key} must hold floating values, got dtype {value.dtype}")
+    if check_values:
+        _check_finite(given.items(), source)
+
+
+def _check_finite(named_tensors, source: str) -> None:
+    # In numpy for CPU tensors: hundreds of small torch reductions each open a parallel region,
+    # which costs more than the check itself on a busy machine.
+    for key, value in named_tensors:
+        value = value.detach()
+        if value.device.type == "cpu" and value.dtype in (torch.float16, torch.float32, torch.float64):
+            finite = bool(np.isfinite(value.numpy()).all())
+        else:
+            finite = bool(torch.isfinite(value).all())
+        if not finite:
             raise ValueError(f"{source}: entry {key} must hold finite floating values")
 
 

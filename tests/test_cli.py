@@ -111,7 +111,8 @@ def test_all_metrics_in_one_pass_equal_the_library(capsys, data):
 def test_save_stats_writes_pytorch_fid_files(capsys, data, monkeypatch, tmp_path):
     monkeypatch.setenv("OTMETRICS_INCEPTION_WEIGHTS", data.weights)  # the weights from the environment
     target = tmp_path / "real_stats"
-    status, out, err = run(capsys, "fid", "--save-stats", data.real, target, "--device", "cpu", "--no-progress")
+    status, out, err = run(capsys, "fid", "--save-stats", data.real, target, "--device", "cpu",
+                           "--no-progress")
     assert status == 0, err
     assert out.strip() == f"saved the statistics of 2 images (2048 features) to {target}.npz"
     with np.load(f"{target}.npz") as saved:  # pytorch-fid's keys
@@ -169,7 +170,8 @@ def test_feature_files_for_kid_and_fid(capsys, tmp_path):
                                                      kid(x, y, subsets=10, subset_size=20, seed=3))))
     status, out, _ = run(capsys, "fid", tmp_path / "x.npy", tmp_path / "y.npy")
     expected = frechet_distance(x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
-    assert status == 0 and out.startswith("fid: ") and float(out.split()[1]) == pytest.approx(expected, rel=1e-9)
+    assert status == 0 and out.startswith("fid: ")
+    assert float(out.split()[1]) == pytest.approx(expected, rel=1e-9)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,7 +199,8 @@ def test_weight_problems(capsys, data, tmp_path):
     assert_one_line_error(status, err, 1, "not the FID InceptionV3 layout", "fc.weight")
     # nothing given, nothing cached, and the download address unreachable: say how to get the file
     status, _, err = run(capsys, "is", data.real, "--no-progress")
-    assert_one_line_error(status, err, 1, "could not download", "curl", "--weights", "OTMETRICS_INCEPTION_WEIGHTS")
+    assert_one_line_error(status, err, 1, "could not download", "curl", "--weights",
+                          "OTMETRICS_INCEPTION_WEIGHTS")
 
 
 def test_usage_errors(capsys, data, tmp_path):

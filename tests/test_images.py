@@ -123,7 +123,8 @@ def test_worker_processes_give_the_same_features(folder):
 def test_an_unreadable_image_stops_the_run_and_is_named(folder, num_workers):
     (folder / "sub" / "e.png").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="could not read image '.*e.png'"):
-        image_features(folder, red_channel, batch_size=2, device="cpu", progress=False, num_workers=num_workers)
+        image_features(folder, red_channel, batch_size=2, device="cpu", progress=False,
+                       num_workers=num_workers)
 
 
 def test_module_output_is_flattened_and_tuples_are_kept(folder):
@@ -244,7 +245,8 @@ def test_model_output_must_have_one_row_per_image(folder):
     with pytest.raises(ValueError, match="one row per image"):
         image_features(folder, lambda x: x.mean(), device="cpu", progress=False)
     with pytest.raises(ValueError, match="one row per image"):
-        image_features(folder, lambda x: x[:1].mean(dim=(1, 2, 3)), device="cpu", progress=False, batch_size=2)
+        image_features(folder, lambda x: x[:1].mean(dim=(1, 2, 3)), device="cpu", progress=False,
+                       batch_size=2)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
