@@ -123,7 +123,8 @@ def eigvals_route(mu1, sigma1, mu2, sigma2):
         t = [torch.from_numpy(v) for v in (mu1, sigma1, mu2, sigma2)]
         return float(tm_compute_fid(*t))
     ev = np.linalg.eigvals(sigma1 @ sigma2)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * np.sqrt(ev + 0j).real.sum())
+    trace_sqrt = np.sqrt(ev + 0j).real.sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
 
 
 def random_rotation(d, rng):
@@ -185,7 +186,8 @@ def bench_frechet(dims, cuda):
 
                 tm_cuda()
                 t_tm, v_tm = best_time(tm_cuda, 3)
-                rows.append([d, "eigvals (torchmetrics, cuda)", f"{t_tm:.3f}", f"{t_tm / t_gpu:.1f}x ours-cuda",
+                rows.append([d, "eigvals (torchmetrics, cuda)", f"{t_tm:.3f}",
+                             f"{t_tm / t_gpu:.1f}x ours-cuda",
                              f"{v_tm:.10g}", f"{abs(v_tm - v_ours) / v_ours:.1e}"])
         print(f"d={d}: sqrtm imaginary part discarded: max |imag| = {imag:.1e}")
     print()
@@ -240,7 +242,8 @@ def torchmetrics_kid(x, y, subsets, subset_size, seed):
     """torchmetrics' poly_mmd on each subset (the same subsets as ours; float32 as it stores them)."""
     ix, iy = kid_subset_indices(len(x), len(y), subsets, subset_size, seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    values = torch.stack([tm_poly_mmd(xt[torch.from_numpy(a)], yt[torch.from_numpy(b)]) for a, b in zip(ix, iy)])
+    values = torch.stack([tm_poly_mmd(xt[torch.from_numpy(a)], yt[torch.from_numpy(b)])
+                          for a, b in zip(ix, iy)])
     return float(values.mean()), float(values.std(unbiased=False))
 
 
@@ -342,9 +345,9 @@ def bench_mmd(sizes, d, large):
             r = json.loads(out.stdout.strip().splitlines()[-1])
             dense_gb = 3 * 50000**2 * 8 / 1e9
             print(f"n = 50,000 per set, d = {d}: MMD² = {r['value']:.6e} in {r['cpu']:.1f} CPU s "
-                  f"({r['seconds']:.1f} s wall; {3 * 50000**2 / r['cpu'] / 1e6:.0f} M kernel values per CPU s); "
-                  f"peak resident memory {r['peak_mb']:.0f} MB, of which {r['rss_before_mb']:.0f} MB before the "
-                  f"call (interpreter, torch, the inputs); three dense kernel matrices would need "
+                  f"({r['seconds']:.1f} s wall; {3 * 50000**2 / r['cpu'] / 1e6:.0f} M kernel values per "
+                  f"CPU s); peak resident memory {r['peak_mb']:.0f} MB, of which {r['rss_before_mb']:.0f} MB "
+                  f"before the call (interpreter, torch, the inputs); three dense kernel matrices would need "
                   f"{dense_gb:.0f} GB.\n")
 
 

@@ -258,10 +258,10 @@ def _trace_sqrt_product(s1, s2, ops) -> float:
         # Effect of an absolute eigenvalue error delta on sqrt(mu_i): delta / (2 sqrt(mu_i)), at most
         # sqrt(delta) / 2 at rounding level; root of the sum of squares over i.
         delta = _EIG_ERROR_ULPS * _EPS * max(ops.to_float(mu[-1]), 0.0)
-        if is_tensor(mu):
-            err = ops.to_float((delta / (4 * mu.clamp_min(delta))).sum()) ** 0.5 * delta ** 0.5 if delta > 0 else 0.0
-        else:
-            err = float((delta / (4 * np.maximum(mu, delta))).sum()) ** 0.5 * delta ** 0.5 if delta > 0 else 0.0
+        err = 0.0
+        if delta > 0:
+            floor = mu.clamp_min(delta) if is_tensor(mu) else np.maximum(mu, delta)
+            err = (ops.to_float((delta / (4 * floor)).sum()) * delta) ** 0.5
         if delta > 0 and err <= _FAST_ROUTE_RTOL * scale:
             return total
         return ops.to_float(ops.svdvals(ops.tri_product(l1, l2)).sum())
@@ -600,7 +600,8 @@ class GaussianStats:
         def clone(v):
             return None if v is None else (v.clone() if is_tensor(v) else v.copy())
 
-        new._mean, new._scatter, new._fixed_cov = clone(self._mean), clone(self._scatter), clone(self._fixed_cov)
+        new._mean, new._scatter = clone(self._mean), clone(self._scatter)
+        new._fixed_cov = clone(self._fixed_cov)
         return new
 
     def reset(self) -> GaussianStats:

@@ -46,7 +46,8 @@ def _log_probs(probs, from_logits: bool):
         return torch.log_softmax(t, dim=1)
     low = float(t.min())
     if low < 0 or float(t.max()) > 1:
-        raise ValueError(f"{name}: probabilities must lie in [0, 1], got values in [{low:.6g}, {float(t.max()):.6g}] "
+        raise ValueError(f"{name}: probabilities must lie in [0, 1], got values in "
+                         f"[{low:.6g}, {float(t.max()):.6g}] "
                          "(pass from_logits=True for logits)")
     sums = t.sum(1)
     worst = float((sums - 1).abs().max())
@@ -135,7 +136,8 @@ def inception_score(probs, *, splits: int = 10, from_logits: bool = False):
     scores = []
     for part_p, part_plogp in zip(torch.tensor_split(p, int(splits)), torch.tensor_split(plogp, int(splits))):
         marginal = part_p.mean(0)
-        log_marginal = torch.where(marginal > 0, marginal.log(), torch.zeros((), dtype=p.dtype, device=p.device))
+        zero = torch.zeros((), dtype=p.dtype, device=p.device)
+        log_marginal = torch.where(marginal > 0, marginal.log(), zero)
         # mean_i KL(p_i || marginal) = mean_i sum p_i log p_i - sum_y marginal log marginal
         kl = part_plogp.mean() - (marginal * log_marginal).sum()
         scores.append(float(torch.exp(kl.clamp_min(0.0))))

@@ -183,7 +183,8 @@ def _resolve_kernel(kernel, bandwidth, degree, gamma, coef0, x, y, dim: int) -> 
         raise ValueError(f"kernel: must be one of {', '.join(KERNELS)}, got {kernel!r}")
     if kernel == "polynomial":
         if bandwidth is not None:
-            raise ValueError(f"bandwidth: the polynomial kernel has no bandwidth (use gamma), got {bandwidth!r}")
+            raise ValueError(f"bandwidth: the polynomial kernel has no bandwidth (use gamma), got "
+                             f"{bandwidth!r}")
         deg = 3 if degree is None else _check_int(degree, "degree", 1)
         g = 1.0 / dim if gamma is None else _check_real(gamma, "gamma", positive=True)
         c = 1.0 if coef0 is None else _check_real(coef0, "coef0")

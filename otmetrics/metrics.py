@@ -53,7 +53,8 @@ class _Streaming:
 
             feature_extractor = FIDInceptionV3(output=self._inception_output)
         elif feature_extractor is not None and not callable(feature_extractor):
-            raise ValueError(f"feature_extractor: must be None, 'inception', a torch.nn.Module or a callable, "
+            raise ValueError("feature_extractor: must be None, 'inception', a torch.nn.Module or a "
+                             "callable, "
                              f"got {type(feature_extractor).__name__}")
         if device is not None:
             device = torch.device(device)
@@ -252,7 +253,8 @@ class FID(_Streaming):
             if stats.n is not None and stats.n < 2:
                 raise ValueError(f"{name}: need at least 2 samples for a covariance, got {stats.n}")
         if real.dim is not None and fake.dim is not None and real.dim != fake.dim:
-            raise ValueError(f"fake: feature dimensions differ from the real ones, got {fake.dim} and {real.dim}")
+            raise ValueError(f"fake: feature dimensions differ from the real ones, got {fake.dim} and "
+                             f"{real.dim}")
         return float(frechet_distance(real.mean, real.cov, fake.mean, fake.cov))
 
     def reset(self) -> FID:
@@ -374,7 +376,8 @@ class KID(_TwoSetRows):
     True
     """
 
-    def __init__(self, feature_extractor=None, *, subsets: int = 100, subset_size: int = 1000, degree: int = 3,
+    def __init__(self, feature_extractor=None, *, subsets: int = 100, subset_size: int = 1000,
+                 degree: int = 3,
                  gamma=None, coef0: float = 1, seed: int = 0, reset_real: bool = True, device=None,
                  sync: bool = True, process_group=None):
         super().__init__(feature_extractor, device, sync, process_group, reset_real)
@@ -421,7 +424,8 @@ class MMD(_TwoSetRows):
                  estimator: str = "unbiased", degree=None, gamma=None, coef0=None, reset_real: bool = True,
                  device=None, sync: bool = True, process_group=None):
         super().__init__(feature_extractor, device, sync, process_group, reset_real)
-        self.options = dict(kernel=kernel, bandwidth=bandwidth, estimator=estimator, degree=degree, gamma=gamma,
+        self.options = dict(kernel=kernel, bandwidth=bandwidth, estimator=estimator, degree=degree,
+                            gamma=gamma,
                             coef0=coef0)
         probe = np.array([[0.0], [1.0]])
         mmd(probe, probe + 1.0, **self.options)
@@ -433,7 +437,7 @@ class MMD(_TwoSetRows):
 
 
 class InceptionScore(_Streaming):
-    """Streaming Inception Score: stores class probabilities (or logits), computes :func:`otmetrics.inception_score`.
+    """Streaming Inception Score: stores class probabilities or logits for :func:`otmetrics.inception_score`.
 
     Parameters
     ----------
@@ -465,7 +469,8 @@ class InceptionScore(_Streaming):
 
     _inception_output = "logits_unbiased"
 
-    def __init__(self, feature_extractor=None, *, splits: int = 10, from_logits: bool | None = None, device=None,
+    def __init__(self, feature_extractor=None, *, splits: int = 10, from_logits: bool | None = None,
+                 device=None,
                  sync: bool = True, process_group=None):
         super().__init__(feature_extractor, device, sync, process_group)
         if from_logits is None:

@@ -60,7 +60,8 @@ def ref_kid(x, y, subsets, subset_size, seed, degree=3, gamma=None, coef0=1.0):
     for _ in range(subsets):
         a = x[rng.choice(len(x), subset_size, replace=False)]
         b = y[rng.choice(len(y), subset_size, replace=False)]
-        values.append(ref_mmd2(a, b, "unbiased", kernel="polynomial", degree=degree, gamma=gamma, coef0=coef0))
+        values.append(ref_mmd2(a, b, "unbiased", kernel="polynomial", degree=degree, gamma=gamma,
+                               coef0=coef0))
     return float(np.mean(values)), float(np.std(values))
 
 
@@ -93,7 +94,8 @@ def test_gaussian_biased_is_twice_geomloss():
     x, y = rng.normal(size=(60, 4)), rng.normal(size=(45, 4)) + 0.3
     loss = geomloss.SamplesLoss("gaussian", blur=0.9, backend="tensorized")
     expected = 2 * float(loss(torch.from_numpy(x), torch.from_numpy(y)))
-    assert mmd(x, y, kernel="gaussian", bandwidth=0.9, estimator="biased") == pytest.approx(expected, rel=1e-12)
+    got = mmd(x, y, kernel="gaussian", bandwidth=0.9, estimator="biased")
+    assert got == pytest.approx(expected, rel=1e-12)
 
 
 @settings(max_examples=20, deadline=None)
@@ -182,7 +184,8 @@ def test_mmd_detects_a_shift():
 
 def test_kernel_matrix_values_and_types():
     x = np.array([[0.0, 0.0], [3.0, 4.0]])
-    np.testing.assert_allclose(kernel_matrix(x, kernel="laplacian", bandwidth=5.0), [[1, np.exp(-1)], [np.exp(-1), 1]])
+    np.testing.assert_allclose(kernel_matrix(x, kernel="laplacian", bandwidth=5.0),
+                               [[1, np.exp(-1)], [np.exp(-1), 1]])
     np.testing.assert_allclose(kernel_matrix(x, x[:1], kernel="polynomial"), [[1.0], [1.0]])
     k = kernel_matrix(torch.tensor(x, dtype=torch.float32), kernel="gaussian", bandwidth=5.0)
     assert k.dtype == torch.float32 and k.shape == (2, 2)
@@ -195,8 +198,8 @@ def test_mmd_torch_in_torch_out(dtype):
     x, y = rng.normal(size=(30, 3)), rng.normal(size=(30, 3)) + 0.5
     out = mmd(torch.tensor(x, dtype=dtype), torch.tensor(y, dtype=dtype), bandwidth=1.0)
     assert isinstance(out, torch.Tensor) and out.dtype == dtype and out.ndim == 0
-    expected = mmd(torch.tensor(x, dtype=dtype).double().numpy(), torch.tensor(y, dtype=dtype).double().numpy(),
-                   bandwidth=1.0)
+    rounded = [torch.tensor(v, dtype=dtype).double().numpy() for v in (x, y)]
+    expected = mmd(*rounded, bandwidth=1.0)
     assert float(out) == pytest.approx(expected, rel=1e-6)  # float32 only in the final cast
 
 
@@ -207,7 +210,8 @@ def test_mmd_torch_in_torch_out(dtype):
     (lambda x, y: mmd(x, y, bandwidth=[]), "bandwidth: the list of bandwidths must not be empty"),
     (lambda x, y: mmd(x, y, bandwidth=[1.0, -1.0]), "bandwidth: must be > 0"),
     (lambda x, y: mmd(x, y, bandwidth="mean"), "bandwidth: must be a positive number, 'median'"),
-    (lambda x, y: mmd(x, y, kernel="polynomial", bandwidth=1.0), "bandwidth: the polynomial kernel has no bandwidth"),
+    (lambda x, y: mmd(x, y, kernel="polynomial", bandwidth=1.0),
+     "bandwidth: the polynomial kernel has no bandwidth"),
     (lambda x, y: mmd(x, y, gamma=1.0), "gamma: only the polynomial kernel has this parameter"),
     (lambda x, y: mmd(x, y, kernel="polynomial", degree=0), "degree: must be an integer >= 1"),
     (lambda x, y: mmd(x, y[:5], estimator="linear"), r"y: the linear estimator .* \(6\), got 5"),

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 import otmetrics
-from otmetrics import FID, KID, MMD, GaussianStats, InceptionScore, frechet_distance, inception_score, kid, mmd
+from otmetrics import (FID, KID, MMD, GaussianStats, InceptionScore, frechet_distance, inception_score, kid,
+                       mmd)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +120,8 @@ def test_callable_extractor_and_its_errors():
     fid.update(torch.from_numpy(real), real=True)
     fid.update(torch.from_numpy(fake), real=False)
     assert fid.compute() == pytest.approx(fid_of(real[:, :3] * 2, fake[:, :3] * 2), rel=1e-10)
-    with pytest.raises(ValueError, match="feature_extractor: must return one tensor of features, got a tuple"):
+    match = "feature_extractor: must return one tensor of features, got a tuple"
+    with pytest.raises(ValueError, match=match):
         FID(lambda x: (x, x)).update(torch.from_numpy(real), real=True)
     with pytest.raises(ValueError, match="batch: features must be finite, got NaN or infinity in row 1"):
         FID(lambda x: torch.log(x[:, :2])).update(torch.tensor([[1.0, 1.0], [0.0, -1.0]]), real=True)
@@ -206,7 +208,8 @@ def test_metric_bad_input():
     real, fake = data(7)
     fid = FID()
     fid.update(real, real=True)
-    with pytest.raises(ValueError, match=r"batch: expected feature vectors of dimension 6 \(as the real ones\), got 4"):
+    match = r"batch: expected feature vectors of dimension 6 \(as the real ones\), got 4"
+    with pytest.raises(ValueError, match=match):
         fid.update(fake[:, :4], real=False)
     with pytest.raises(ValueError, match="real: must be True or False"):
         fid.update(fake, real=1)
@@ -257,7 +260,7 @@ def test_fid_and_kid_on_cuda_match_cpu():
         metric.update(torch.from_numpy(real).float(), real=True)
         metric.update(torch.from_numpy(fake).float(), real=False)
     assert fid.real.mean.device.type == "cuda"
-    r32, f32 = torch.from_numpy(real).float().double().numpy(), torch.from_numpy(fake).float().double().numpy()
+    r32, f32 = (torch.from_numpy(v).float().double().numpy() for v in (real, fake))
     assert fid.compute() == pytest.approx(fid_of(r32, f32), rel=1e-9)
     assert k.compute() == pytest.approx(kid(r32, f32, subsets=5, subset_size=100), rel=1e-9)
 
@@ -272,7 +275,8 @@ WORKER = textwrap.dedent("""
     import torch.distributed as dist
     from otmetrics import FID, KID, MMD, InceptionScore
 
-    rank, world, port, data_path, out_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    rank, world = int(sys.argv[1]), int(sys.argv[2])
+    port, data_path, out_path = sys.argv[3], sys.argv[4], sys.argv[5]
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     d = np.load(data_path)
@@ -287,14 +291,16 @@ WORKER = textwrap.dedent("""
                 else:
                     metric.update(torch.from_numpy(batch), real=real_flag)
 
-    fid, kid, mmd, isc = FID(), KID(subsets=8, subset_size=40, seed=5), MMD(bandwidth=1.5), InceptionScore(splits=5)
+    fid, kid = FID(), KID(subsets=8, subset_size=40, seed=5)
+    mmd, isc = MMD(bandwidth=1.5), InceptionScore(splits=5)
     a, b = shards["fid_real"]; feed(fid, real[a:b], True)
     a, b = shards["fid_fake"]; feed(fid, fake[a:b], False)
     for metric in (kid, mmd):
         a, b = shards["real"]; feed(metric, real[a:b], True)
         a, b = shards["fake"]; feed(metric, fake[a:b], False)
     a, b = shards["probs"]; feed(isc, probs[a:b], None)
-    result = {"fid": fid.compute(), "kid": list(kid.compute()), "mmd": mmd.compute(), "is": list(isc.compute()),
+    result = {"fid": fid.compute(), "kid": list(kid.compute()), "mmd": mmd.compute(),
+              "is": list(isc.compute()),
               "local_fid_real": fid.n_real, "local_kid_real": kid.n_real}
     dist.barrier()
     dist.destroy_process_group()
@@ -318,7 +324,8 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     shards = [
         # rank 0 holds every real sample of FID; rank 1 none (its statistics are empty).
         {"fid_real": [0, 100], "fid_fake": [0, 30], "real": [0, 45], "fake": [0, 50], "probs": [0, 33]},
-        {"fid_real": [100, 100], "fid_fake": [30, 90], "real": [45, 100], "fake": [50, 90], "probs": [33, 70]},
+        {"fid_real": [100, 100], "fid_fake": [30, 90], "real": [45, 100], "fake": [50, 90],
+         "probs": [33, 70]},
     ]
     np.savez(tmp_path / "data.npz", real=real, fake=fake, probs=probs, shards=json.dumps(shards))
     script = tmp_path / "worker.py"
