@@ -8,7 +8,10 @@ MLP from 8-D Gaussian noise to the plane. Three ways to train it:
   the non-saturating loss ``-log D(G(z))``), Adam(2e-4, betas (0.5, 0.999));
 - ``clipping``: WGAN, Algorithm 1 of Arjovsky et al. (2017) with its defaults (RMSProp 5e-5, clip
   0.01, batch 64, 5 critic steps per generator step);
-- ``gp``: WGAN-GP (Gulrajani et al. 2017: penalty 10, Adam 1e-4, betas (0, 0.9), 5 critic steps).
+- ``gp``: WGAN-GP (Gulrajani et al. 2017: penalty 10, Adam 1e-4, betas (0, 0.9), 5 critic steps);
+- ``groupsort`` (not run unless asked: ``--methods gan clipping gp groupsort``): WGAN with the
+  1-Lipschitz GroupSort critic of :mod:`otmetrics.critic` (Adam 1e-3, 5 critic steps, no clipping or
+  penalty; the generator as in WGAN-GP).
 
 The critics come from :mod:`otmetrics.critic` (``make_critic``, ``make_optimizer``, ``critic_loss``,
 ``clip_weights_``, ``METHODS``). Every ``--eval-every`` generator steps the generator is measured
@@ -204,6 +207,8 @@ def plot(results: dict, out: Path, steps: int) -> None:
     import matplotlib.pyplot as plt
 
     trainers = list(results)
+    for result in results.values():  # from metrics.json the snapshot steps are strings
+        result["snapshots"] = {int(k): v for k, v in result["snapshots"].items()}
     snap_steps = sorted({int(s) for r in results.values() for s in r["snapshots"]})
     fig, axes = plt.subplots(len(trainers), len(snap_steps), squeeze=False,
                              figsize=(2.4 * len(snap_steps), 2.4 * len(trainers)))
@@ -240,7 +245,9 @@ def plot(results: dict, out: Path, steps: int) -> None:
             ax.text(0.01, 0.97, "x: inf", transform=ax.transAxes, fontsize=8, va="top")
         if key == "js":
             ax.axhline(math.log(2), color="k", linestyle="--", linewidth=1, label="log 2")
-        if log:
+        if key == "mmd2":  # the unbiased estimate dips below 0 near equality: symmetric log scale
+            ax.set_yscale("symlog", linthresh=1e-4)
+        elif log:
             ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("generator step")
@@ -260,11 +267,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--n-eval", type=int, default=500, help="samples per side for the measurements")
     parser.add_argument("--width", type=int, default=128, help="units per hidden layer (generator, critic)")
     parser.add_argument("--depth", type=int, default=3, help="hidden layers (generator, critic)")
-    parser.add_argument("--methods", nargs="+", default=list(TRAINERS), choices=TRAINERS)
+    parser.add_argument("--methods", nargs="+", default=["gan", "clipping", "gp"], choices=TRAINERS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (small networks: 1)")
     parser.add_argument("--quick", action="store_true", help="a few seconds: the smoke test")
+    parser.add_argument("--replot", action="store_true",
+                        help="redraw the PNGs from OUT/metrics.json without training")
     args = parser.parse_args(argv)
+    if args.replot:
+        saved = json.loads((args.out / "metrics.json").read_text())
+        plot(saved["results"], args.out, saved["settings"]["steps"])
+        return saved
     if args.quick:
         args.steps, args.eval_every, args.n_eval, args.width, args.depth = 20, 10, 100, 16, 2
     for name in ("steps", "eval_every", "n_eval", "width", "threads"):

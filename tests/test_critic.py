@@ -482,6 +482,9 @@ def test_gradient_penalty_is_zero_for_a_unit_slope_linear_critic():
     (dict(dtype=torch.int32), "dtype"),
     (dict(certify="yes"), "certify"),
     (dict(tol=float("nan")), "tol"),
+    (dict(clip_value=0.1), "clip_value: only used by method='clipping'"),
+    (dict(method="clipping", clip_value=-0.1), "clip_value"),
+    (dict(gp_weight=1.0, method="clipping"), "gp_weight: only used by method='gp'"),
 ])
 def test_bad_input(kwargs, match):
     args = dict(x=np.zeros((4, 2)), y=np.ones((4, 2)))

@@ -25,7 +25,8 @@ def example():
 def test_quick_study_writes_plots_and_metrics(example, tmp_path):
     threads = torch.get_num_threads()
     try:
-        summary = example.main([str(tmp_path / "out"), "--quick"])
+        summary = example.main([str(tmp_path / "out"), "--quick",
+                                "--methods", "gan", "clipping", "gp", "groupsort"])
     finally:
         torch.set_num_threads(threads)
     out = tmp_path / "out"
@@ -34,7 +35,10 @@ def test_quick_study_writes_plots_and_metrics(example, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["settings"]["quick"] is True
-    assert set(summary["results"]) == {"gan", "clipping", "gp"}
+    (out / "metrics.png").unlink()
+    example.main([str(out), "--replot"])  # the plots again, from metrics.json alone
+    assert (out / "metrics.png").stat().st_size > 10_000
+    assert set(summary["results"]) == {"gan", "clipping", "gp", "groupsort"}
     for result in summary["results"].values():
         curves = result["curves"]
         assert curves["step"] == [0, 5, 10, 15, 20]  # every 10 steps, and at the snapshots
@@ -76,3 +80,5 @@ def test_measurements_on_the_data_itself(example):
 def test_bad_arguments(example, tmp_path):
     with pytest.raises(SystemExit):
         example.main([str(tmp_path), "--steps", "0"])
+    with pytest.raises(SystemExit):
+        example.main([str(tmp_path), "--methods", "vae"])

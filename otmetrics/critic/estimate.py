@@ -295,6 +295,10 @@ def estimate_w1(x, y, *, method: str = "groupsort", steps: int | None = None, ba
     elif cfg.batch_size is not None:
         batch_size = cfg.batch_size
     lr = cfg.lr if lr is None else _check_real(lr, "lr")
+    if clip_value is not None and method != "clipping":
+        raise ValueError(f"clip_value: only used by method='clipping', got {clip_value!r} with method={method!r}")
+    if gp_weight is not None and method != "gp":
+        raise ValueError(f"gp_weight: only used by method='gp', got {gp_weight!r} with method={method!r}")
     clip_value = cfg.clip_value if clip_value is None else _check_real(clip_value, "clip_value")
     gp_weight = cfg.gp_weight if gp_weight is None else _check_real(gp_weight, "gp_weight", positive=False)
     seed = _check_int(seed, "seed", 0)
