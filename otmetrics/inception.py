@@ -383,7 +383,7 @@ class FIDInceptionV3(nn.Module):
                 continue
             value = state_dict[key].detach().to("cpu", torch.float32, copy=copy)
             layout = torch.channels_last if channels_last and value.ndim == 4 else torch.contiguous_format
-            values[key] = value.contiguous(memory_format=layout)
+            values[key] = _canonical(value, layout)
         self.load_state_dict(values, strict=True, assign=True)
 
     # -- forward ----------------------------------------------------------------------------------
@@ -464,6 +464,14 @@ class FIDInceptionV3(nn.Module):
         return _DIM_TO_OUTPUT[dims]
 
 
+def _canonical(value: torch.Tensor, layout) -> torch.Tensor:
+    # The strides of a fresh tensor in ``layout``. ``contiguous()`` is not enough: a 1x1 kernel
+    # saved from a channels-last model is "contiguous" with channels-last strides, and torch then
+    # picks the channels-last convolution kernels for it, which round differently.
+    strides = torch.empty(value.shape, device="meta", memory_format=layout).stride()
+    return value if value.stride() == strides else value.clone(memory_format=layout)
+
+
 @contextlib.contextmanager
 def _cudnn_tf32(allowed: bool):
     if allowed:
@@ -478,7 +486,8 @@ def _cudnn_tf32(allowed: bool):
 
 
 def _spatial_mean(x):
-    return x.mean(dim=(2, 3))
+    # the global average pool as pytorch-fid and torch-fidelity compute it (same rounding)
+    return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
 
 def _validate_output(output):

@@ -255,6 +255,20 @@ def test_memory_layout_changes_only_the_rounding(net, state_dict):
         torch.testing.assert_close(nchw(x), net(x), rtol=1e-4, atol=1e-5)
 
 
+def test_loaded_weights_get_the_strides_of_the_chosen_layout(state_dict):
+    # state_dict comes from a channels-last model: its 1x1 kernels are "contiguous" with
+    # channels-last strides. Loaded into an NCHW model they must get NCHW strides, or torch runs
+    # channels-last kernels for them and the features depend on how the file was saved.
+    canonical = {k: v.clone(memory_format=torch.contiguous_format) for k, v in state_dict.items()}
+    from_channels_last = FIDInceptionV3(state_dict, resize=None, channels_last=False)
+    from_nchw = FIDInceptionV3(canonical, resize=None, channels_last=False)
+    for name, tensor in from_channels_last.state_dict().items():
+        assert tensor.stride() == canonical[name].stride() if name in canonical else True
+    x = small_images(2)
+    with torch.no_grad():
+        assert torch.equal(from_channels_last(x), from_nchw(x))
+
+
 def test_float64_network():
     net64 = randomize(FIDInceptionV3(pretrained=False, resize=None), seed=3)
     net32 = randomize(FIDInceptionV3(pretrained=False, resize=None), seed=3)
