@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .softmin import SoftMin, soft_c_transform
+from .softmin import SoftMin, exp_floor, soft_c_transform
 
 __all__ = ["LoopResult", "alternating", "symmetric", "eps_schedule"]
 
@@ -85,17 +85,22 @@ class _Kernel:
 
     def __init__(self, op, F, G, eps):
         self.cpu = self._gemv_loop(F.device)
+        floor = exp_floor(F.dtype)  # entries below exp(floor) are negligible (see exp_floor)
+        low = -float("inf") if floor is None else floor
         if self.cpu:
-            self.mats = [op.problem_cost(k).neg().add_(F[k, :, None]).add_(G[k, None, :]).div_(eps).exp_()
-                         for k in range(F.shape[0])]
+            self.mats = [op.problem_cost(k).neg().add_(F[k, :, None]).add_(G[k, None, :]).div_(eps)
+                         .clamp_min_(low).exp_() for k in range(F.shape[0])]
         else:
             t = op.dense_cost().neg()
-            self.mats = t.add_(F.unsqueeze(2)).add_(G.unsqueeze(1)).div_(eps).exp_()
+            self.mats = t.add_(F.unsqueeze(2)).add_(G.unsqueeze(1)).div_(eps).clamp_min_(low).exp_()
 
     def matvec(self, v, transpose: bool):
         """``K v`` (or ``K^T v``) for every problem: ``(B, m) -> (B, n)`` (or ``(B, n) -> (B, m)``)."""
         if self.cpu:
-            return torch.stack([torch.mv(k.T if transpose else k, x) for k, x in zip(self.mats, v)])
+            mats = self.mats
+            if len(mats) == 1:
+                return torch.mv(mats[0].T if transpose else mats[0], v[0]).unsqueeze(0)
+            return torch.stack([torch.mv(mats[k].T if transpose else mats[k], v[k]) for k in range(len(mats))])
         mats = self.mats.transpose(1, 2) if transpose else self.mats
         return torch.bmm(mats, v.unsqueeze(2)).squeeze(2)
 
@@ -164,9 +169,12 @@ def _alternating(op: SoftMin, a, b, loga, logb, eps: float, *, tol: np.ndarray, 
     f = torch.zeros_like(a) if f0 is None else f0.clone()
     g = torch.zeros_like(b) if g0 is None else g0.clone()
     n_iter = np.zeros(batch, dtype=np.int64)
-    for stage_eps in schedule:  # epsilon scaling: one iteration per value, every problem
-        g = soft_c_transform(op, f, loga, stage_eps, to="cols")
-        f = soft_c_transform(op, g, logb, stage_eps, to="rows")
+    for stage_eps in schedule:
+        # epsilon scaling: one averaged, simultaneous update per value (as GeomLoss does), on every problem;
+        # measured more robust than alternating updates here (e.g. 1.5k instead of 12k iterations at the
+        # target for two nearly equal clouds), and never much worse
+        f, g = (0.5 * (f + soft_c_transform(op, g, logb, stage_eps, to="rows")),
+                0.5 * (g + soft_c_transform(op, f, loga, stage_eps, to="cols")))
         n_iter += 1
     out = _Frozen(f, g, batch)
 
@@ -184,12 +192,12 @@ def _alternating(op: SoftMin, a, b, loga, logb, eps: float, *, tol: np.ndarray, 
             err, mass = _row_error(a_s, f, f_new, eps)
             stats = torch.stack([err, mass]).to("cpu", torch.float64).numpy()
         else:  # scaling form: no exp or log per entry, and none on the vectors either (see _Kernel)
-            v = 1.0 / kernel.matvec(a_s * u, transpose=True)
+            v = kernel.matvec(a_s * u, transpose=True).reciprocal_()
             s = kernel.matvec(b_s * v, transpose=False)
-            ratio = u * s
-            err = (a_s * (ratio - 1.0).abs()).sum(1)
-            mass = (a_s * ratio).sum(1)
-            u_new = 1.0 / s
+            weighted = s.mul(u).mul_(a_s)           # the row sums a_i u_i (K b v)_i of the plan
+            err = (weighted - a_s).abs_().sum(1)
+            mass = weighted.sum(1)
+            u_new = s.reciprocal_()
             stats = torch.stack([err, mass, u_new.amax(1), u_new.amin(1), v.amax(1), v.amin(1)])
             stats = stats.to("cpu", torch.float64).numpy()
             with np.errstate(divide="ignore", invalid="ignore"):

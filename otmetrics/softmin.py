@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["SoftMin", "DenseSoftMin", "PointCloudSoftMin", "block_elements", "soft_c_transform"]
+__all__ = ["SoftMin", "DenseSoftMin", "PointCloudSoftMin", "block_elements", "soft_c_transform", "exp_floor"]
 
-#: Elements of one block of the cost (per batch) in chunked reductions: 2^22 on the CPU (32 MB in float64),
-#: 2^26 on a GPU, where larger blocks are needed to saturate the device.
-_BLOCK_CPU = 2**22
+#: Elements of one block of the cost in chunked reductions: 2^18 on the CPU (2 MB in float64: the several
+#: passes over a block then run from cache, measured ~30% faster than 32 MB blocks), 2^26 on a GPU, where
+#: large blocks are needed to saturate the device.
+_BLOCK_CPU = 2**18
 _BLOCK_GPU = 2**26
 
 
@@ -37,11 +38,29 @@ def block_elements(device: torch.device) -> int:
     return _BLOCK_GPU if device.type == "cuda" else _BLOCK_CPU
 
 
+def exp_floor(dtype: torch.dtype) -> float | None:
+    """The exponent below which terms are negligible and exp() is slow: ``log(tiny) + 8``.
+
+    After the largest exponent is subtracted, a sum of exponentials is ``>= 1``; terms below
+    ``exp(log(tiny) + 8)`` (``1e-35`` in float32, ``1e-304`` in float64) change it by less than rounding
+    for any practical length, but make the vectorised ``exp`` fall back to a slow path (underflow to
+    subnormals), several times slower. Clamping them there keeps every ``exp`` on the fast path.
+    None for dtypes too short for this (no clamping).
+    """
+    floor = float(torch.finfo(dtype).tiny)
+    floor = float(torch.log(torch.tensor(floor, dtype=torch.float64))) + 8.0
+    return floor if floor < -50 else None
+
+
 def _lse_inplace(t: torch.Tensor, dim: int) -> torch.Tensor:
     """``log(sum(exp(t), dim))`` computed in place in ``t`` (which is destroyed), never overflowing."""
     big = t.amax(dim, keepdim=True)
     big = torch.where(torch.isfinite(big), big, torch.zeros_like(big))
-    t.sub_(big).exp_()
+    t.sub_(big)
+    floor = exp_floor(t.dtype)
+    if floor is not None:
+        t.clamp_min_(floor)
+    t.exp_()
     return t.sum(dim).log_().add_(big.squeeze(dim))
 
 
