@@ -27,11 +27,11 @@ def _histogram(p, name, axis, normalize):
         raise ValueError(f"{name}: expected at least one dimension, got a scalar")
     if not -p.ndim <= axis < p.ndim:
         raise ValueError(f"axis: {axis} is out of range for {name} with {p.ndim} dimension(s)")
-    low = float(p.min())
+    low = float(p.detach().min()) if is_tensor(p) else float(p.min())
     if low < 0:
         raise ValueError(f"{name}: probabilities must be non-negative, got min {low:.6g}")
     total = p.sum(axis, keepdims=True) if not is_tensor(p) else p.sum(axis, keepdim=True)
-    low_total = float(total.min())
+    low_total = float(to_numpy(total).min())
     if low_total <= 0:
         raise ValueError(f"{name}: every histogram must have positive mass, got a total of {low_total:.6g}")
     if normalize:

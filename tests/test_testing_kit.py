@@ -94,4 +94,4 @@ def test_metric_axioms_catch_non_metrics():
 
 def test_ot_problems_rejects_an_unknown_kind():
     with pytest.raises(ValueError, match="^kind: must be"):
-        ot_problems(kind="graph").example()
+        ot_problems(kind="graph")

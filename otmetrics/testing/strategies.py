@@ -102,9 +102,8 @@ def sample_pairs(draw, max_n: int = 10, max_m: int | None = None, dim: Any = st.
     return x, y
 
 
-@st.composite
-def ot_problems(draw, max_n: int = 10, max_m: int | None = None, *, kind: str = "any", p: float = 1.0,
-                mass: float = 1.0, allow_zeros: bool = True) -> OTProblem:
+def ot_problems(max_n: int = 10, max_m: int | None = None, *, kind: str = "any", p: float = 1.0,
+                mass: float = 1.0, allow_zeros: bool = True) -> st.SearchStrategy:
     """A transport problem: weights and either a random cost matrix or the cost of two point clouds.
 
     Parameters
@@ -122,6 +121,11 @@ def ot_problems(draw, max_n: int = 10, max_m: int | None = None, *, kind: str = 
     """
     if kind not in ("any", "matrix", "points"):
         raise ValueError(f"kind: must be 'any', 'matrix' or 'points', got {kind!r}")
+    return _ot_problems(max_n, max_m, kind=kind, p=p, mass=mass, allow_zeros=allow_zeros)
+
+
+@st.composite
+def _ot_problems(draw, max_n, max_m, *, kind, p, mass, allow_zeros):
     if kind == "any":
         kind = draw(st.sampled_from(["matrix", "points"]))
     n = draw(st.integers(1, max_n))
