@@ -64,7 +64,7 @@ def main(argv=None):
     t_ours = timeit(lambda: otmetrics.wasserstein_1d(U, V), repeat=repeat)
     rows.append([f"p = 1, batch of {batch} (scipy: a loop)", k, t_scipy * 1e3, t_ours * 1e3, t_scipy / t_ours, "-"])
     print("\n### Against POT (W_p^p) and batches\n")
-    print(table(["case", "n per problem", "reference (ms)", "otmetrics (ms)", "speed-up", "max |difference|"], rows))
+    print(table(["case", "n per problem", "reference (ms)", "otmetrics (ms)", "speed-up", "max abs. difference"], rows))
 
 
 if __name__ == "__main__":
