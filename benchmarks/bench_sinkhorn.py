@@ -222,7 +222,10 @@ _ONLINE_CHILD = textwrap.dedent("""
     if device.type == "cuda":
         torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
         gpu_before = torch.cuda.memory_allocated()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    def current_rss_kb():
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * resource.getpagesize() // 1024
+    rss_before = current_rss_kb()   # the solve's extra peak is at most (peak after) - (current before)
     geom = otmetrics.PointCloud(x, y, online=True)
     times = []
     for iters in ({i1}, {i2}):
@@ -233,7 +236,8 @@ _ONLINE_CHILD = textwrap.dedent("""
         if device.type == "cuda": torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out = dict(rss_extra_mb=(rss_after - rss_before) / 1024, per_iter=(times[1] - times[0]) / ({i2} - {i1}),
+    out = dict(rss_extra_mb=max(0, rss_after - rss_before) / 1024, rss_peak_mb=rss_after / 1024,
+               per_iter=(times[1] - times[0]) / ({i2} - {i1}),
                total=times[1], finite=bool(torch.isfinite(res.cost)))
     if device.type == "cuda":
         out["gpu_extra_mb"] = (torch.cuda.max_memory_allocated() - gpu_before) / 2**20
@@ -262,8 +266,8 @@ def section_online(args, device):
              str(r["finite"])]]
     if "gpu_extra_mb" in r:
         rows[0].insert(2, f"{r['gpu_extra_mb']:.0f} MB")
-    header = ["problem", "peak extra host memory (RSS)", "dense float32 cost would take", "time per iteration",
-              "finite"]
+    header = ["problem", "extra host memory (peak RSS - RSS before)", "dense float32 cost would take",
+              "time per iteration", "finite"]
     if "gpu_extra_mb" in r:
         header.insert(2, "peak extra GPU memory")
     if device.type == "cuda" and args.online_n_gpu:
@@ -287,9 +291,9 @@ def nominal_bandwidth(name):
     return None, None
 
 
-def copy_bandwidth(device):
+def copy_bandwidth(device, numel=2**28):
     """Measured device-to-device copy bandwidth (read + write), bytes/s."""
-    x = torch.empty(2**28, dtype=torch.float32, device=device)
+    x = torch.empty(numel, dtype=torch.float32, device=device)
     y = torch.empty_like(x)
     y.copy_(x)
     sync(device)
@@ -312,15 +316,15 @@ def dense_iteration_time(B, n, device, dtype, eps=0.1, i1=20, i2=220):
     return (times[1] - times[0]) / (i2 - i1)
 
 
-def section_bandwidth(args, device):
-    name = torch.cuda.get_device_name(device)
+def section_bandwidth(args, device, sizes=((16, 512), (16, 2048), (16, 4096), (4, 8192))):
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     key, peak = nominal_bandwidth(name)
-    measured = copy_bandwidth(device)
+    measured = copy_bandwidth(device, 2**28 if device.type == "cuda" else 2**24)
     print(f"## 4. Dense iteration on {name}: memory bandwidth\n")
-    print(f"nominal peak: {peak / 1e12:.2f} TB/s ({key})" if peak else "nominal peak: unknown device")
-    print(f"; measured copy bandwidth: {measured / 1e12:.2f} TB/s\n")
+    print((f"nominal peak: {peak / 1e12:.2f} TB/s ({key})" if peak else "nominal peak: unknown device")
+          + f"; measured copy bandwidth: {measured / 1e12:.3f} TB/s\n")
     rows = []
-    for B, n in ((16, 512), (16, 2048), (16, 4096), (4, 8192)):
+    for B, n in sizes:
         for dtype in (torch.float32, torch.float64):
             per_iter = dense_iteration_time(B, n, device, dtype)
             moved = 2 * B * n * n * (4 if dtype == torch.float32 else 8)  # two reads of the kernel
@@ -388,8 +392,9 @@ def main(argv=None):
         section_accuracy(args, device, dtype)
     if 3 in sections:
         section_online(args, device)
-    if 4 in sections and device.type == "cuda":
-        section_bandwidth(args, device)
+    if 4 in sections and (device.type == "cuda" or args.quick):
+        section_bandwidth(args, device, sizes=((16, 512), (16, 2048), (16, 4096), (4, 8192)) if not args.quick
+                          else ((4, 128),))
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -16,6 +16,7 @@ soft-min operator (:mod:`.softmin`): a dense matrix, a batch, or a point cloud w
 
 from __future__ import annotations
 
+import functools
 import numbers
 import warnings
 from dataclasses import dataclass, field
@@ -249,6 +250,7 @@ def _diag(values, prob: _Problem, kind):
 # ------------------------------------------------------------------------------------------------
 # The differentiable objective (envelope theorem)
 # ------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
 def _objective_function():
     torch = _torch()
     from .softmin import soft_c_transform

@@ -31,16 +31,6 @@ from otmetrics.testing import ot_problems
 FAST = settings(max_examples=25, deadline=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tests solve many small problems: on a shared 2-core machine, torch's OpenMP regions wait for
-    # descheduled threads (milliseconds per tiny op). One thread per test process; restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _problem(seed, n=30, m=40, d=2, shift=1.0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d))
@@ -352,16 +342,18 @@ def test_softmin_operators_agree_with_a_direct_logsumexp():
 
 
 def test_online_memory_stays_far_below_the_dense_cost():
-    # a subprocess: its peak resident memory before and after one solve on n = m = 8,000 points in 3-D
-    # (a dense float32 cost would take 256 MB; the online blocks take 1 MB)
+    # a subprocess: its resident memory before and its peak after one solve on n = m = 10,000 points in 3-D
+    # (a dense float32 cost would take 400 MB; the online blocks take 1 MB; the rest is the allocator's and
+    # the libraries' working memory, about 60-90 MB measured, whatever n)
     code = textwrap.dedent("""
         import resource, torch, otmetrics
         torch.set_num_threads(1)
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(8000, 3, generator=gen); y = torch.randn(8000, 3, generator=gen) + 1
+        x = torch.randn(10000, 3, generator=gen); y = torch.randn(10000, 3, generator=gen) + 1
         small = otmetrics.PointCloud(x[:100], y[:100], online=True)
         otmetrics.sinkhorn(None, None, small, 1.0, tol=1e-1)  # warm up the allocator and the kernels
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with open("/proc/self/statm") as fh:  # current RSS: the solve's extra peak is at most peak - this
+            before = int(fh.read().split()[1]) * resource.getpagesize() // 1024
         import warnings; warnings.simplefilter("ignore")
         res = otmetrics.sinkhorn(None, None, otmetrics.PointCloud(x, y, online=True), 1.0, max_iter=1)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -371,7 +363,7 @@ def test_online_memory_stays_far_below_the_dense_cost():
     assert out.returncode == 0, out.stderr
     extra_mb, finite = out.stdout.split()
     assert finite == "True"
-    assert float(extra_mb) < 40
+    assert float(extra_mb) < 150
 
 
 # ------------------------------------------------------------------------------------------------
