@@ -2,7 +2,8 @@
 
 Sections (each prints a markdown table; ratios are "their time / our time"):
 
-1. Batch, ``B`` problems of ``n x n`` points from 2-D Gaussians, ``eps``, ``tol`` (default 16, 512, 0.1, 1e-6):
+1. Batch, ``B`` problems of ``n x n`` points from 2-D Gaussians, ``eps``, ``tol``
+   (default 16, 512, 0.1, 1e-6):
    otmetrics vs a loop over POT's ``ot.sinkhorn(method="sinkhorn_log")`` run until it reaches the same L1
    marginal tolerance (its ``stopThr`` is tightened until the plan's L1 error is ``<= tol``), and POT's
    batched ``ot.solve_batch(method="log_sinkhorn")``. Iteration counts and measured marginal errors.
@@ -42,7 +43,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import otmetrics  # noqa: E402
-from otmetrics import ConvergenceWarning, PointCloud, cost_matrix, sinkhorn, sinkhorn_divergence  # noqa: E402
+from otmetrics import ConvergenceWarning, cost_matrix, sinkhorn, sinkhorn_divergence  # noqa: E402
 
 try:
     import ot
@@ -141,7 +142,8 @@ def section_batch(args, device, dtype):
         rows.append([f"POT sinkhorn_log, loop{note}", fmt(t_pot), f"{t_pot / t_ours:.1f}x",
                      f"{iters.min()}-{iters.max()} (mean {iters.mean():.0f}); stopThr down to "
                      f"{min(r[3] for r in runs):.1g}",
-                     f"{max(r[2] for r in runs):.2g}", f"max rel. diff to ours {np.max(np.abs(costs / ours_k - 1)):.1e}"])
+                     f"{max(r[2] for r in runs):.2g}",
+                     f"max rel. diff to ours {np.max(np.abs(costs / ours_k - 1)):.1e}"])
         if hasattr(ot, "solve_batch") and device.type == "cpu":
             Ct = torch.as_tensor(Cn)
             with warnings.catch_warnings():
@@ -247,8 +249,8 @@ _ONLINE_CHILD = textwrap.dedent("""
 
 def online_run(n, device, dtype, threads, eps, i1=1, i2=3):
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    code = _ONLINE_CHILD.format(root=root, threads=threads or 0, device=str(device), dtype=str(dtype).split(".")[1],
-                                n=n, i1=i1, i2=i2, eps=eps)
+    code = _ONLINE_CHILD.format(root=root, threads=threads or 0, device=str(device),
+                                dtype=str(dtype).split(".")[1], n=n, i1=i1, i2=i2, eps=eps)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
@@ -272,7 +274,8 @@ def section_online(args, device):
         header.insert(2, "peak extra GPU memory")
     if device.type == "cuda" and args.online_n_gpu:
         r2 = online_run(args.online_n_gpu, device, dtype, args.threads, eps=1.0)
-        rows.append([f"n=m={args.online_n_gpu}", f"{r2['rss_extra_mb']:.0f} MB", f"{r2['gpu_extra_mb']:.0f} MB",
+        rows.append([f"n=m={args.online_n_gpu}", f"{r2['rss_extra_mb']:.0f} MB",
+                     f"{r2['gpu_extra_mb']:.0f} MB",
                      f"{args.online_n_gpu ** 2 * 4 / 2**20:.0f} MB", fmt(r2["per_iter"]), str(r2["finite"])])
     table(header, rows)
 
@@ -330,7 +333,8 @@ def section_bandwidth(args, device, sizes=((16, 512), (16, 2048), (16, 4096), (4
             moved = 2 * B * n * n * (4 if dtype == torch.float32 else 8)  # two reads of the kernel
             bw = moved / per_iter
             rows.append([f"B={B}, n=m={n}", str(dtype).split(".")[1], f"{per_iter * 1e6:.1f} us",
-                         f"{bw / 1e12:.2f} TB/s", f"{bw / peak:.0%}" if peak else "?", f"{bw / measured:.0%}"])
+                         f"{bw / 1e12:.2f} TB/s", f"{bw / peak:.0%}" if peak else "?",
+                         f"{bw / measured:.0%}"])
     table(["problem", "dtype", "time per iteration", "kernel bytes / time", "of nominal peak",
            "of measured copy"], rows)
 
@@ -342,12 +346,14 @@ def parse_grid(text):
         if not item.strip():
             continue
         eps, tol, scaling = item.split(",")
-        out.append((float(eps), float(tol), None if scaling.strip() in ("", "none", "None") else float(scaling)))
+        scaling = None if scaling.strip() in ("", "none", "None") else float(scaling)
+        out.append((float(eps), float(tol), scaling))
     return out
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test that runs everything")
@@ -361,7 +367,8 @@ def main(argv=None):
                         help="time POT on this many problems and scale (default: all)")
     parser.add_argument("--online-n", type=int, default=20_000)
     parser.add_argument("--online-n-gpu", type=int, default=100_000)
-    parser.add_argument("--accuracy-grid", default="0.1,1e-6,none;0.02,1e-4,0.5;0.005,1e-3,0.5;0.005,1e-5,0.5",
+    parser.add_argument("--accuracy-grid",
+                        default="0.1,1e-6,none;0.02,1e-4,0.5;0.005,1e-3,0.5;0.005,1e-5,0.5",
                         help="eps,tol,eps_scaling;... for sinkhorn(...).cost")
     parser.add_argument("--divergence-grid", default="0.005,1e-3,0.5;0.02,1e-4,0.5",
                         help="eps,tol,eps_scaling;... for sinkhorn_divergence")
@@ -383,7 +390,8 @@ def main(argv=None):
 
     print(f"# bench_sinkhorn: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"POT {getattr(ot, '__version__', 'absent')}, GeomLoss {getattr(geomloss, '__version__', 'absent')}, "
+          f"POT {getattr(ot, '__version__', 'absent')}, "
+          f"GeomLoss {getattr(geomloss, '__version__', 'absent')}, "
           f"load average {os.getloadavg()[0]:.1f}" + (f", {torch.cuda.get_device_name(device)}"
                                                       if device.type == "cuda" else "") + "\n")
     if 1 in sections:

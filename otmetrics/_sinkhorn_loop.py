@@ -9,8 +9,8 @@ sum to ``b``) followed by the row update ``f' <- T_f(g)``. The row sums of the p
 
     err = sum_i a_i |exp((f_i - f'_i) / eps) - 1|  (the column error is zero by construction).
 
-A problem whose error is ``<= tol`` is frozen with the pair ``(f, g)`` whose error was measured, and leaves the
-batch; the others go on (the batch is compacted, so frozen problems cost nothing).
+A problem whose error is ``<= tol`` is frozen with the pair ``(f, g)`` whose error was measured, and leaves
+the batch; the others go on (the batch is compacted, so frozen problems cost nothing).
 
 Dense costs at the target ``eps`` use the *scaling* form of the same iteration: with potentials absorbed into
 a kernel ``K_ij = exp((F_i + G_j - C_ij) / eps)`` the updates are matrix-vector products,
@@ -100,7 +100,8 @@ class _Kernel:
             mats = self.mats
             if len(mats) == 1:
                 return torch.mv(mats[0].T if transpose else mats[0], v[0]).unsqueeze(0)
-            return torch.stack([torch.mv(mats[k].T if transpose else mats[k], v[k]) for k in range(len(mats))])
+            return torch.stack([torch.mv(mats[k].T if transpose else mats[k], v[k])
+                                for k in range(len(mats))])
         mats = self.mats.transpose(1, 2) if transpose else self.mats
         return torch.bmm(mats, v.unsqueeze(2)).squeeze(2)
 
@@ -150,7 +151,8 @@ def alternating(op: SoftMin, a, b, loga, logb, eps: float, *, tol: np.ndarray, m
                                   f0=pick(f0), g0=pick(g0), use_kernel=use_kernel))
     return LoopResult(
         torch.cat([r.f for r in parts]), torch.cat([r.g for r in parts]),
-        *(np.concatenate([getattr(r, k) for r in parts]) for k in ("error", "plan_mass", "n_iter", "converged")),
+        *(np.concatenate([getattr(r, k) for r in parts])
+          for k in ("error", "plan_mass", "n_iter", "converged")),
         any(r.kernel_mode for r in parts),
     )
 

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from ._array import (
-    first_tensor,
     is_tensor,
     to_numpy,
     validate_cost,
@@ -119,16 +118,17 @@ def _torch():
     return torch
 
 
-def _reference(*values):
+def _reference(**values):
     """The tensor that decides the output type, device and dtype, or None (numpy)."""
     torch = _torch()
-    tensors = [v for v in values if is_tensor(v)]
+    named = [(name, v) for name, v in values.items() if is_tensor(v)]
+    tensors = [v for _, v in named]
     if not tensors:
         return None
     device = tensors[0].device
-    for t in tensors[1:]:
+    for name, t in named[1:]:
         if t.device != device:
-            raise ValueError(f"cost: all tensors must be on one device, got {device} and {t.device}")
+            raise ValueError(f"{name}: must be on the device of {named[0][0]} ({device}), got {t.device}")
     dtype = None
     for t in tensors:
         if t.is_floating_point():
@@ -163,11 +163,11 @@ def _prepare(a, b, cost, *, online=None, mass_rtol=1e-6) -> _Problem:
         cost = validate_cost(cost, "cost")
         n, m = cost.shape[-2:]
         cost_batch = _batch_of("cost", cost, 2)
-        ref = _reference(cost, a, b)
+        ref = _reference(cost=cost, a=a, b=b)
     else:
         n, m = geom.shape[-2:]
         cost_batch = geom.x.shape[0] if geom.batched else None
-        ref = _reference(geom.x, geom.y, a, b)
+        ref = _reference(x=geom.x, y=geom.y, a=a, b=b)
     like = ref
     if ref is None:
         ref = torch.empty(0, dtype=torch.float64)
@@ -258,7 +258,8 @@ def _objective_function():
     class EntropicObjective(torch.autograd.Function):
         """``OT_eps`` as a function of ``(a, b, cost leaves)`` with the optimal potentials held fixed.
 
-        The value is the dual ``D(f, g) = <a, f> + <b, g> - eps <a x b, exp((f + g - C) / eps)> + eps |a||b|``;
+        The value is the dual
+        ``D(f, g) = <a, f> + <b, g> - eps <a x b, exp((f + g - C) / eps)> + eps |a||b|``;
         at the optimum its partial derivatives are those of ``OT_eps`` (envelope theorem):
         ``dD/dC = P``, ``dD/da_i = f_i - eps (P 1)_i / a_i + eps |b|`` and symmetrically for ``b``.
         """
@@ -508,14 +509,15 @@ def _same(u, v) -> bool:
 
 def sinkhorn_divergence(x, y, eps: float, *, a=None, b=None, p: float = 2, metric: str = "euclidean",
                         online: bool = False, chunk_size: int | None = None, tol: float = 1e-6,
-                        max_iter: int = 10_000, eps_scaling: float | None = None, eps_init: float | None = None,
-                        mass_rtol: float = 1e-6):
+                        max_iter: int = 10_000, eps_scaling: float | None = None,
+                        eps_init: float | None = None, mass_rtol: float = 1e-6):
     """The debiased Sinkhorn divergence between two point clouds.
 
     .. math::
 
         S_\\varepsilon(\\alpha, \\beta) = \\mathrm{OT}_\\varepsilon(\\alpha, \\beta)
-        - \\tfrac12 \\mathrm{OT}_\\varepsilon(\\alpha, \\alpha) - \\tfrac12 \\mathrm{OT}_\\varepsilon(\\beta, \\beta),
+        - \\tfrac12 \\mathrm{OT}_\\varepsilon(\\alpha, \\alpha)
+        - \\tfrac12 \\mathrm{OT}_\\varepsilon(\\beta, \\beta),
         \\qquad \\alpha = \\sum_i a_i \\delta_{x_i}, \\; \\beta = \\sum_j b_j \\delta_{y_j},
 
     with the cost ``c(x, y) = d(x, y)^p`` and ``OT_eps`` as in :func:`sinkhorn`. It is symmetric,

@@ -297,10 +297,11 @@ class PointCloudSoftMin(SoftMin):
     def _cost(self, u, v):
         """The cost block ``c(u_i, v_j)``, ``(B, len(u), len(v))`` (differentiable)."""
         if self.squared:
-            c = torch.baddbmm((u * u).sum(-1).unsqueeze(2) + (v * v).sum(-1).unsqueeze(1), u, v.transpose(1, 2),
-                              alpha=-2.0)
+            norms = (u * u).sum(-1).unsqueeze(2) + (v * v).sum(-1).unsqueeze(1)
+            c = torch.baddbmm(norms, u, v.transpose(1, 2), alpha=-2.0)
             return c.clamp_min_(0.0) if not c.requires_grad else c.clamp_min(0.0)
-        mode = "donot_use_mm_for_euclid_dist" if self.d <= _DIRECT_DIM else "use_mm_for_euclid_dist_if_necessary"
+        mode = ("donot_use_mm_for_euclid_dist" if self.d <= _DIRECT_DIM
+                else "use_mm_for_euclid_dist_if_necessary")
         dist = torch.cdist(u, v, p=self.norm, compute_mode=mode)
         return dist if self.p == 1.0 else dist.pow(self.p)
 

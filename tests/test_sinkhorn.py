@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import numpy as np
 import ot
@@ -189,8 +188,8 @@ def test_tiny_eps_never_overflows_and_an_unconverged_run_says_so(dtype):
 def _mixed_batch():
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(4, 40, 2, generator=gen, dtype=torch.float64)
-    y = torch.randn(4, 30, 2, generator=gen, dtype=torch.float64) * torch.tensor([0.2, 1.0, 3.0, 6.0],
-                                                                                  dtype=torch.float64)[:, None, None]
+    scales = torch.tensor([0.2, 1.0, 3.0, 6.0], dtype=torch.float64)[:, None, None]
+    y = torch.randn(4, 30, 2, generator=gen, dtype=torch.float64) * scales
     return x, y
 
 
@@ -275,7 +274,8 @@ def test_kernel_rebuilds_and_log_domain_fallback_keep_the_answer():
     kw = dict(tol=np.array([1e-9]), max_iter=200_000, schedule=[], f0=f0, g0=torch.zeros_like(f0))
     op = DenseSoftMin(C[None])
     fast = loop.alternating(op, at[None], bt[None], at.log()[None], bt.log()[None], eps, **kw)
-    slow = loop.alternating(op, at[None], bt[None], at.log()[None], bt.log()[None], eps, use_kernel=False, **kw)
+    slow = loop.alternating(op, at[None], bt[None], at.log()[None], bt.log()[None], eps, use_kernel=False,
+                            **kw)
     assert fast.kernel_mode and fast.converged[0] and slow.converged[0]
     cost_fast = op.transport_cost(fast.f, fast.g, at.log()[None], bt.log()[None], eps)
     cost_slow = op.transport_cost(slow.f, slow.g, at.log()[None], bt.log()[None], eps)
@@ -310,7 +310,8 @@ def test_unnormalised_masses_and_the_objective_definition():
 # ------------------------------------------------------------------------------------------------
 # Point clouds: online vs dense
 # ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("p,metric", [(2, "euclidean"), (1, "euclidean"), (1.5, "cityblock"), (2, "chebyshev")])
+@pytest.mark.parametrize("p,metric",
+                         [(2, "euclidean"), (1, "euclidean"), (1.5, "cityblock"), (2, "chebyshev")])
 def test_online_point_cloud_matches_dense(p, metric):
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(2, 45, 3, generator=gen, dtype=torch.float64) + 100.0  # far from 0: centring matters
@@ -338,7 +339,8 @@ def test_softmin_operators_agree_with_a_direct_logsumexp():
         torch.testing.assert_close(op.row_lse(h_col, 0.05), expect_rows, rtol=1e-12, atol=1e-9)
         torch.testing.assert_close(op.col_lse(h_row, 0.05), expect_cols, rtol=1e-12, atol=1e-9)
         sel = op.select(torch.tensor([2, 0]))
-        torch.testing.assert_close(sel.row_lse(h_col[[2, 0]], 0.05), expect_rows[[2, 0]], rtol=1e-12, atol=1e-9)
+        torch.testing.assert_close(sel.row_lse(h_col[[2, 0]], 0.05), expect_rows[[2, 0]], rtol=1e-12,
+                                   atol=1e-9)
 
 
 def test_online_memory_stays_far_below_the_dense_cost():
@@ -583,7 +585,7 @@ def test_divergence_bad_input_names_the_argument(kwargs, match):
 def test_tensors_on_different_devices_are_rejected():
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    with pytest.raises(ValueError, match="device"):
+    with pytest.raises(ValueError, match="^a: must be on the device of cost"):
         sinkhorn(torch.ones(3, device="cuda") / 3, None, torch.ones(3, 3), 0.1)
 
 
@@ -605,9 +607,11 @@ def test_cuda_matches_cpu(dtype, online):
     cpu = sinkhorn(None, None, PointCloud(x, y, online=online), 0.1, tol=tol)
     gpu = sinkhorn(None, None, PointCloud(x.cuda(), y.cuda(), online=online), 0.1, tol=tol)
     assert gpu.f.device.type == "cuda" and gpu.cost.dtype == dtype
-    assert gpu.converged.all()
-    rtol = 1e-4 if dtype == torch.float32 else 1e-9
-    torch.testing.assert_close(gpu.cost.cpu(), cpu.cost, rtol=rtol, atol=0)
+    assert gpu.converged.all() and cpu.converged.all()
+    # both are converged to tol: they differ by what the marginal errors allow (plus float32 rounding)
+    span = float(cost_matrix(x, y, p=2).max())
+    bound = (gpu.marginal_error + cpu.marginal_error) * span + (1e-5 if dtype == torch.float32 else 1e-12)
+    assert np.all(np.abs(gpu.cost.cpu().double().numpy() - cpu.cost.double().numpy()) <= bound)
     xg = x.cuda().requires_grad_()
     value = sinkhorn_divergence(xg, y.cuda(), 0.1, online=online, tol=tol)
     (grad,) = torch.autograd.grad(value.sum(), xg)
