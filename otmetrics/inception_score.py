@@ -12,11 +12,9 @@ standard deviation (``ddof=0``) of the per-split scores, as in the original code
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from ._array import describe, is_tensor, to_numpy
+from ._array import as_like, validate_array, validate_positive
 
 __all__ = ["inception_score"]
 
@@ -26,22 +24,14 @@ _SUM_ATOL = 1e-3
 
 
 def _log_probs(probs, from_logits: bool):
-    """Validated ``(N, C)`` log-probabilities in float64 (torch, on the input's device)."""
+    """Validated ``(N, C)`` log-probabilities in float64 (torch, on the input's device, detached)."""
     import torch
 
     name = "probs"
-    if is_tensor(probs):
-        if probs.is_complex():
-            raise ValueError(f"{name}: complex values are not supported, got dtype {probs.dtype}")
-        t = probs.detach().to(torch.float64)
-    else:
-        t = torch.from_numpy(np.ascontiguousarray(to_numpy(probs, name)))
-    if t.ndim != 2:
-        raise ValueError(f"{name}: expected an array of shape (N, classes), got {describe(t)}")
+    t = validate_array(probs, name, ndim=2, what="logits" if from_logits else "probabilities")
+    t = t.detach().to(torch.float64) if torch.is_tensor(t) else torch.from_numpy(np.ascontiguousarray(t))
     if t.shape[1] < 2:
         raise ValueError(f"{name}: need at least 2 classes, got {t.shape[1]}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name}: values must be finite, got NaN or infinity")
     if from_logits:
         return torch.log_softmax(t, dim=1)
     low = float(t.min())
@@ -58,10 +48,24 @@ def _log_probs(probs, from_logits: bool):
     return torch.log(t)  # log 0 = -inf, handled as 0 * log 0 = 0 below
 
 
+def _split_bounds(n: int, splits: int) -> list[int]:
+    """The row boundaries of the ``splits`` contiguous parts of ``n`` rows, as the original code
+    takes them: part ``i`` is rows ``[i n // splits, (i + 1) n // splits)``.
+
+    Every row is used; the sizes differ by at most one, the smaller parts first.
+
+    >>> _split_bounds(23, 4)
+    [0, 5, 11, 17, 23]
+    """
+    return [(i * n) // splits for i in range(splits + 1)]
+
+
 def inception_score(probs, *, splits: int = 10, from_logits: bool = False):
     r"""The Inception Score: mean and standard deviation over contiguous splits.
 
-    For each split :math:`S` (contiguous rows, sizes differing by at most one),
+    Split ``i`` (of ``splits``) is the rows ``[i N // splits, (i + 1) N // splits)``, exactly the
+    slices of the original code: every row is used, sizes differ by at most one. For each split
+    :math:`S`,
 
     .. math::
 
@@ -88,6 +92,8 @@ def inception_score(probs, *, splits: int = 10, from_logits: bool = False):
     Returns
     -------
     (mean, std) : tuple of float, or of 0-d tensors (input dtype and device) for tensor input.
+        Not differentiable: the score is an evaluation metric, computed from the detached
+        input, and the returned tensors do not require grad.
 
     Raises
     ------
@@ -97,12 +103,11 @@ def inception_score(probs, *, splits: int = 10, from_logits: bool = False):
 
     Notes
     -----
-    ``O(N C)`` time and memory, in float64, with :math:`0 \log 0 = 0`. When ``N`` is a multiple of
-    ``splits`` (the usual 50,000 and 10) the splits are exactly those of the original code; the
-    original drops the last ``N mod splits`` rows otherwise, this function spreads them over the
-    first splits instead. torch-fidelity and torchmetrics shuffle the rows before splitting
-    (torchmetrics without a seed), so their std differs from the original's; the mean over splits
-    is close in all of them.
+    ``O(N C)`` time and memory, in float64, with :math:`0 \log 0 = 0`. The splits are those of the
+    original code for every ``N`` (``N = 23, splits = 4`` gives parts of 5, 6, 6 and 6 rows).
+    torch-fidelity and torchmetrics shuffle the rows before splitting (torchmetrics without a
+    seed), so their std differs from the original's; the mean over splits is close in all of
+    them.
 
     References
     ----------
@@ -127,24 +132,21 @@ def inception_score(probs, *, splits: int = 10, from_logits: bool = False):
     n = logp.shape[0]
     if n < 2:
         raise ValueError(f"probs: need at least 2 samples, got {n}")
-    if isinstance(splits, bool) or not isinstance(splits, numbers.Integral) or not 1 <= splits <= n:
-        raise ValueError(f"splits: must be an integer between 1 and the number of samples ({n}), "
-                         f"got {splits!r}")
+    validate_positive(splits, "splits", integer=True)
+    if splits > n:
+        raise ValueError(f"splits: must be at most the number of samples ({n}), got {splits!r}")
     p = logp.exp()
+    zero = torch.zeros((), dtype=p.dtype, device=p.device)
     # sum_y p log p per row, with 0 log 0 = 0.
-    plogp = torch.where(p > 0, p * logp, torch.zeros((), dtype=p.dtype, device=p.device)).sum(1)
+    plogp = torch.where(p > 0, p * logp, zero).sum(1)
+    bounds = _split_bounds(n, int(splits))
     scores = []
-    for part_p, part_plogp in zip(torch.tensor_split(p, int(splits)), torch.tensor_split(plogp, int(splits))):
-        marginal = part_p.mean(0)
-        zero = torch.zeros((), dtype=p.dtype, device=p.device)
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        marginal = p[start:stop].mean(0)
         log_marginal = torch.where(marginal > 0, marginal.log(), zero)
         # mean_i KL(p_i || marginal) = mean_i sum p_i log p_i - sum_y marginal log marginal
-        kl = part_plogp.mean() - (marginal * log_marginal).sum()
+        kl = plogp[start:stop].mean() - (marginal * log_marginal).sum()
         scores.append(float(torch.exp(kl.clamp_min(0.0))))
     values = np.array(scores)
     mean, std = float(values.mean()), float(values.std())
-    if is_tensor(probs):
-        dtype = probs.dtype if probs.is_floating_point() else torch.float64
-        return (torch.tensor(mean, dtype=dtype, device=probs.device),
-                torch.tensor(std, dtype=dtype, device=probs.device))
-    return mean, std
+    return as_like(mean, probs), as_like(std, probs)

@@ -5,19 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from otmetrics import inception_score
 
 
 def original_is(preds, splits):
-    """The algorithm of Salimans et al.'s released code (contiguous splits of N // splits rows,
-    KL(p(y|x) || p(y)) per row, exp of the mean; mean and std with ddof = 0), in float64."""
+    """The loop of Salimans et al.'s released code (improved-gan, inception_score.py), written out
+    again: split i is the rows [i * N // splits, (i + 1) * N // splits) -- every row, the parts
+    differing in size by at most one -- then KL(p(y|x) || p(y)) per row, exp of the mean, and
+    mean and std (ddof = 0) over the splits; in float64, with 0 log 0 = 0."""
+    n = preds.shape[0]
     scores = []
-    size = preds.shape[0] // splits
-    for k in range(splits):
-        part = preds[k * size:(k + 1) * size]
+    for i in range(splits):
+        part = preds[(i * n) // splits:((i + 1) * n) // splits]
         marginal = np.mean(part, 0, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             kl = np.where(part > 0, part * (np.log(part) - np.log(marginal)), 0.0)
@@ -32,27 +34,46 @@ def random_probs(rng, n, c, sharpness=3.0):
 
 
 @settings(max_examples=25, deadline=None)
-@given(per_split=st.integers(1, 20), splits=st.integers(1, 10), classes=st.integers(2, 30),
+@given(n=st.integers(2, 150), splits=st.integers(1, 12), classes=st.integers(2, 30),
        seed=st.integers(0, 2**32 - 1))
-def test_matches_the_original_code(per_split, splits, classes, seed):
+def test_matches_the_original_code(n, splits, classes, seed):
+    assume(splits <= n)
     rng = np.random.default_rng(seed)
-    probs, _ = random_probs(rng, per_split * splits, classes)
-    if per_split * splits < 2:
-        return
+    probs, _ = random_probs(rng, n, classes)
     mean, std = inception_score(probs, splits=splits)
     ref_mean, ref_std = original_is(probs, splits)
     assert mean == pytest.approx(ref_mean, rel=1e-12)
     assert std == pytest.approx(ref_std, rel=1e-9, abs=1e-12)
 
 
-def test_uneven_split_uses_every_row():
+@pytest.mark.parametrize("n,splits", [(23, 4), (50001, 10)])
+def test_uneven_sizes_match_the_original_code(n, splits):
+    # N not a multiple of splits: the original's parts are N // splits or N // splits + 1 rows,
+    # the smaller ones first (23 rows in 4 splits: 5, 6, 6, 6; 50001 in 10: 5000 x 9, then 5001).
+    rng = np.random.default_rng(n)
+    probs, logits = random_probs(rng, n, 8, sharpness=2.0)
+    ref_mean, ref_std = original_is(probs, splits)
+    mean, std = inception_score(probs, splits=splits)
+    assert mean == pytest.approx(ref_mean, rel=1e-12)
+    assert std == pytest.approx(ref_std, rel=1e-9)
+    assert inception_score(logits, splits=splits, from_logits=True) == pytest.approx((ref_mean, ref_std),
+                                                                                     rel=1e-9)
+
+
+def test_uneven_split_boundaries_are_the_originals():
+    # The original's slices for N = 23, splits = 4: [0, 5), [5, 11), [11, 17), [17, 23)
+    # (i * 23 // 4 = 0, 5, 11, 17). Each split's score is the one-split score of its rows.
     rng = np.random.default_rng(0)
     probs, _ = random_probs(rng, 23, 5)
-    parts = np.array_split(probs, 4)  # sizes 6, 6, 6, 5
-    scores = [original_is(p, 1)[0] for p in parts]
+    parts = [probs[0:5], probs[5:11], probs[11:17], probs[17:23]]
+    scores = [inception_score(part, splits=1)[0] for part in parts]
     mean, std = inception_score(probs, splits=4)
     assert mean == pytest.approx(np.mean(scores), rel=1e-12)
     assert std == pytest.approx(np.std(scores), rel=1e-9)
+    # Every row counts, the last one included.
+    changed = probs.copy()
+    changed[22] = np.roll(changed[22], 1)
+    assert inception_score(changed, splits=4)[0] != pytest.approx(mean, rel=1e-9)
 
 
 def test_closed_forms_and_bounds():
@@ -119,14 +140,15 @@ def test_torch_in_torch_out(dtype):
 @pytest.mark.parametrize("probs,kw,match", [
     (np.full((1, 3), 1 / 3), {}, "probs: need at least 2 samples, got 1"),
     (np.full((10, 1), 1.0), {}, "probs: need at least 2 classes, got 1"),
-    (np.full(10, 0.1), {}, r"probs: expected an array of shape \(N, classes\)"),
-    (np.array([[0.5, np.nan], [0.5, 0.5]]), {}, "probs: values must be finite"),
+    (np.full(10, 0.1), {}, r"probs: expected 2 dimension\(s\), got 1 \(shape \(10,\)\)"),
+    (np.array([[0.5, np.nan], [0.5, 0.5]]), {}, "probs: probabilities must be finite, got nan"),
+    (np.array([[0.5, np.inf], [0.5, 0.5]]), {"from_logits": True}, "probs: logits must be finite, got inf"),
     (np.array([[1.5, -0.5], [0.5, 0.5]]), {}, r"probs: probabilities must lie in \[0, 1\].*from_logits=True"),
     (np.array([[0.5, 0.6], [0.5, 0.5]]), {}, "probs: each row must sum to 1, got a row summing to 1.1"),
-    (np.full((10, 2), 0.5), {"splits": 11},
-     r"splits: must be an integer between 1 and the number of samples \(10\)"),
-    (np.full((10, 2), 0.5), {"splits": 0}, "splits: must be an integer between 1"),
-    (np.full((10, 2), 0.5), {"splits": 2.0}, "splits: must be an integer between 1"),
+    (np.full((10, 2), 0.5), {"splits": 11}, r"splits: must be at most the number of samples \(10\), got 11"),
+    (np.full((10, 2), 0.5), {"splits": 0}, "splits: must be finite and > 0, got 0"),
+    (np.full((10, 2), 0.5), {"splits": 2.0}, "splits: must be an integer, got 2.0"),
+    (np.full((10, 2), 0.5), {"splits": True}, "splits: must be an integer, got True"),
     (np.full((10, 2), 0.5), {"from_logits": "yes"}, "from_logits: must be True or False"),
 ])
 def test_bad_input(probs, kw, match):
