@@ -225,10 +225,13 @@ _ONLINE_CHILD = textwrap.dedent("""
     if device.type == "cuda":
         torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
         gpu_before = torch.cuda.memory_allocated()
-    def current_rss_kb():
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * resource.getpagesize() // 1024
-    rss_before = current_rss_kb()   # the solve's extra peak is at most (peak after) - (current before)
+    def status_kb(key):
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith(key))
+    rss_before = status_kb("VmRSS:")
+    # reset the peak (VmHWM) to the current RSS: ru_maxrss would carry the parent's peak over
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
     geom = otmetrics.PointCloud(x, y, online=True)
     times = []
     for iters in ({i1}, {i2}):
@@ -238,7 +241,7 @@ _ONLINE_CHILD = textwrap.dedent("""
         float(res.cost)
         if device.type == "cuda": torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_after = status_kb("VmHWM:")
     out = dict(rss_extra_mb=max(0, rss_after - rss_before) / 1024, rss_peak_mb=rss_after / 1024,
                per_iter=(times[1] - times[0]) / ({i2} - {i1}),
                total=times[1], finite=bool(torch.isfinite(res.cost)))

@@ -3,11 +3,15 @@
 Exact EMD with certified duals, 1-D closed forms, batched log-domain Sinkhorn, KL/JS/TV,
 and the generative-model metrics (FID, KID, MMD, Inception Score). The public API is flat:
 everything below is importable as ``otmetrics.<name>``.
+
+Names whose modules need torch at import time (the InceptionV3, image folders, the critic) are
+loaded on first use, and the other modules import torch inside the functions that use it, so that
+``import otmetrics`` stays cheap for numpy-only work: torch is imported when it is needed.
 """
 
 from __future__ import annotations
 
-import types as _types
+import importlib as _importlib
 
 from ._warnings import ConvergenceWarning, NumericalWarning, OTMetricsWarning
 from .costs import PointCloud, cost_matrix, pairwise_distances
@@ -27,18 +31,37 @@ from .inception_score import inception_score
 from .kernels import kid, mmd
 from .metrics import FID, KID, MMD, InceptionScore
 
-# -- generative-model metrics: features (InceptionV3, images) ---------------------------------------
-from .inception import FIDInceptionV3
-from .images import image_features, iter_image_features
-
-# -- critic (lives in otmetrics.critic; nothing flat but the module) -------------------------------
-from . import critic  # noqa: E402,F401  (estimate_w1, validate, ...: otmetrics.critic.*)
-
+# -- loaded on first use: name -> module ------------------------------------------------------------
+# (no lazy name may equal a submodule's name: importing the submodule would shadow it)
+_LAZY = {
+    # generative-model metrics: features (InceptionV3, images)
+    "FIDInceptionV3": "inception",
+    "image_features": "images",
+    "iter_image_features": "images",
+}
+# Submodules reachable as attributes (otmetrics.critic.estimate_w1, ...).
+_LAZY_MODULES = ("critic", "testing", "demo")
 
 __version__ = "0.1.0"
 
-# The public names: everything imported above that is not private and not a submodule.
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _LAZY_MODULES:
+        return _importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'otmetrics' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))
+
+
+# The public names: the eager imports above (not private, not modules) and the lazy ones.
 __all__ = sorted(
-    _name for _name, _value in list(globals().items())
-    if not _name.startswith("_") and not isinstance(_value, _types.ModuleType) and _name != "annotations"
+    {_name for _name, _value in list(globals().items())
+     if not _name.startswith("_") and not isinstance(_value, type(_importlib)) and _name != "annotations"}
+    | set(_LAZY)
 )

@@ -34,6 +34,7 @@ __all__ = [
     "validate_same_mass",
     "uniform_weights",
     "describe",
+    "pth_root",
 ]
 
 
@@ -67,7 +68,10 @@ def to_numpy(x: Any, name: str = "x", dtype=np.float64) -> np.ndarray:
         x = x.detach()
         if x.is_complex():
             raise ValueError(f"{name}: complex values are not supported, got dtype {x.dtype}")
-        return x.to("cpu").numpy().astype(dtype, copy=False)
+        x = x.to("cpu")
+        if x.dtype == _torch().bfloat16:  # numpy has no bfloat16
+            x = x.float()
+        return x.numpy().astype(dtype, copy=False)
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -267,3 +271,19 @@ def uniform_weights(n: int, like=None):
         dtype = like.dtype if like.is_floating_point() else torch.float64
         return torch.full((n,), 1.0 / n, dtype=dtype, device=like.device)
     return np.full(n, 1.0 / n)
+
+
+# ----------------------------------------------------------------------------------------------
+# Numerics shared by the solvers
+# ----------------------------------------------------------------------------------------------
+def pth_root(value, p: float):
+    """``max(value, 0) ** (1 / p)`` for floats, arrays and tensors; for tensors the gradient at 0 is 0
+    (a subgradient) rather than the ``inf * 0 = nan`` of the plain power."""
+    if is_tensor(value):
+        import torch
+
+        positive = value > 0
+        safe = torch.where(positive, value, torch.ones_like(value))
+        return torch.where(positive, safe ** (1.0 / p), torch.zeros_like(value))
+    root = np.maximum(value, 0.0) ** (1.0 / p)
+    return float(root) if np.ndim(root) == 0 else root

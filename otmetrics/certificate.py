@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._array import to_numpy
+from ._array import to_numpy, validate_array, validate_positive
 
 __all__ = ["Certificate", "certify", "stack_certificates", "c_transform", "dual_value"]
 
@@ -73,6 +73,15 @@ class Certificate:
                 f"{flat['marginal_error_b'][i]:.3g}, min plan entry {flat['min_plan'][i]:.3g}")
 
 
+def _broadcast(x, name, shape):
+    """``x`` as a finite float64 array broadcast to ``shape`` (a ValueError naming ``x`` otherwise)."""
+    x = to_numpy(validate_array(x, name, allow_empty=True), name)
+    try:
+        return np.broadcast_to(x, shape)
+    except ValueError:
+        raise ValueError(f"{name}: shape {x.shape} does not match the problem's {shape}") from None
+
+
 def dual_value(a, b, u, v):
     """The dual objective ``<a, u> + <b, v>`` (batched over leading axes), in ``float64``.
 
@@ -81,7 +90,9 @@ def dual_value(a, b, u, v):
     >>> dual_value([0.5, 0.5], [1.0], [1.0, 2.0], [0.5])
     2.0
     """
-    a, b, u, v = (to_numpy(t, n) for t, n in ((a, "a"), (b, "b"), (u, "u"), (v, "v")))
+    u = to_numpy(validate_array(u, "u"), "u")
+    v = to_numpy(validate_array(v, "v"), "v")
+    a, b = _broadcast(a, "a", u.shape), _broadcast(b, "b", v.shape)
     out = (a * u).sum(-1) + (b * v).sum(-1)
     return float(out) if np.ndim(out) == 0 else out
 
@@ -114,13 +125,13 @@ def c_transform(cost, u, axis: int = 0):
     >>> c_transform([[0.0, 2.0], [1.0, 1.0]], [0.0, 0.5])
     array([0. , 0.5])
     """
-    cost = to_numpy(cost, "cost")
-    u = to_numpy(u, "u")
+    if axis not in (0, 1) or isinstance(axis, bool):
+        raise ValueError(f"axis: must be 0 or 1, got {axis!r}")
+    cost = to_numpy(validate_array(cost, "cost", ndim=(2, 3), what="costs"), "cost")
+    u = _broadcast(u, "u", cost.shape[:-2] + (cost.shape[-2 + axis],))
     if axis == 0:
         return (cost - u[..., :, None]).min(-2)
-    if axis == 1:
-        return (cost - u[..., None, :]).min(-1)
-    raise ValueError(f"axis: must be 0 or 1, got {axis!r}")
+    return (cost - u[..., None, :]).min(-1)
 
 
 def certify(a, b, cost, plan, u, v, *, rtol: float = 1e-9) -> Certificate:
@@ -156,8 +167,13 @@ def certify(a, b, cost, plan, u, v, *, rtol: float = 1e-9) -> Certificate:
     >>> bool(cert.optimal), cert.duality_gap
     (True, 0.0)
     """
-    a, b, cost, plan, u, v = (to_numpy(t, n) for t, n in
-                              ((a, "a"), (b, "b"), (cost, "cost"), (plan, "plan"), (u, "u"), (v, "v")))
+    validate_positive(rtol, "rtol")
+    cost = validate_array(cost, "cost", ndim=(2, 3), what="costs")
+    cost = to_numpy(cost, "cost")
+    lead, (n, m) = cost.shape[:-2], cost.shape[-2:]
+    plan = _broadcast(plan, "plan", lead + (n, m))
+    a, u = _broadcast(a, "a", lead + (n,)), _broadcast(u, "u", lead + (n,))
+    b, v = _broadcast(b, "b", lead + (m,)), _broadcast(v, "v", lead + (m,))
     if cost.ndim == 3:
         return stack_certificates([certify(*args, rtol=rtol) for args in zip(a, b, cost, plan, u, v)])
     # One pass over the n x m arrays in blocks of rows that fit in cache: reduced costs, their

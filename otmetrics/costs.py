@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ._array import is_tensor, validate_array, validate_p, validate_samples
+from ._array import is_tensor, validate_array, validate_p, validate_positive, validate_samples
 
-__all__ = ["METRICS", "pairwise_distances", "cost_matrix", "PointCloud"]
+__all__ = ["METRICS", "pairwise_distances", "cost_matrix", "point_pair", "PointCloud"]
 
 #: Supported distances: name -> the ``p`` of the corresponding Minkowski norm.
 METRICS = {"euclidean": 2.0, "cityblock": 1.0, "chebyshev": float("inf")}
@@ -49,26 +49,58 @@ def pairwise_distances(x, y, metric: str = "euclidean"):
     array([[5.]])
     """
     _check_metric(metric)
+    x, y = point_pair(x, y)
     norm = METRICS[metric]
+    if is_tensor(x):
+        import torch
+
+        return torch.cdist(x, y, p=norm, compute_mode="donot_use_mm_for_euclid_dist")
+    from scipy.spatial.distance import cdist
+
+    if x.ndim == 2:
+        return cdist(x, y, metric=metric)
+    return np.stack([cdist(xi, yi, metric=metric) for xi, yi in zip(x, y)])
+
+
+def _as_points(x, name):
+    ndim = x.ndim if is_tensor(x) else np.ndim(x)
+    if ndim == 3:
+        return validate_array(x, name, ndim=3, what="coordinates")
+    return validate_samples(x, name)
+
+
+def point_pair(x, y, names: tuple[str, str] = ("x", "y")):
+    """Validate two point sets and bring them to one type.
+
+    Returns ``(x, y)`` as 2-D ``(n, d)``, ``(m, d)`` (1-D input is points on the line) or 3-D
+    ``(B, n, d)``, ``(B, m, d)`` arrays: numpy ``float64``, or tensors on one device in one floating
+    dtype when either is a tensor (an array is converted to the tensor's device and dtype).
+    Raises ``ValueError`` naming the argument for non-finite or empty input, dimensions that differ, or
+    batch sizes that differ.
+    """
+    x, y = _as_points(x, names[0]), _as_points(y, names[1])
+    if x.ndim != y.ndim:
+        raise ValueError(f"{names[1]}: expected {x.ndim} dimensions like {names[0]}, got {y.ndim}")
+    if x.shape[-1] != y.shape[-1]:
+        raise ValueError(
+            f"{names[1]}: points must have the dimension of {names[0]} ({x.shape[-1]}), got {y.shape[-1]}"
+        )
+    if x.ndim == 3 and x.shape[0] != y.shape[0]:
+        raise ValueError(f"{names[1]}: batch size {y.shape[0]} differs from that of {names[0]} ({x.shape[0]})")
     if is_tensor(x) or is_tensor(y):
         import torch
 
         ref = x if is_tensor(x) else y
-        x = torch.as_tensor(x, device=ref.device)
-        y = torch.as_tensor(y, device=ref.device)
-        dtype = torch.promote_types(x.dtype, y.dtype)
-        if not dtype.is_floating_point:
-            dtype = torch.float64
-        x, y = x.to(dtype), y.to(dtype)
-        return torch.cdist(x, y, p=norm, compute_mode="donot_use_mm_for_euclid_dist")
-    from scipy.spatial.distance import cdist
-
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    name = {"euclidean": "euclidean", "cityblock": "cityblock", "chebyshev": "chebyshev"}[metric]
-    if x.ndim == 2:
-        return cdist(x, y, metric=name)
-    return np.stack([cdist(xi, yi, metric=name) for xi, yi in zip(x, y)])
+        other = y if is_tensor(x) else x
+        if is_tensor(other):
+            dtype = torch.promote_types(x.dtype, y.dtype)
+            if other.device != ref.device:
+                raise ValueError(f"{names[1]}: on device {y.device}, but {names[0]} is on {x.device}")
+            x, y = x.to(dtype), y.to(dtype)
+        else:
+            converted = torch.as_tensor(other, dtype=ref.dtype, device=ref.device)
+            x, y = (ref, converted) if is_tensor(x) else (converted, ref)
+    return x, y
 
 
 def cost_matrix(x, y, p: float = 1.0, metric: str = "euclidean"):
@@ -91,19 +123,16 @@ def cost_matrix(x, y, p: float = 1.0, metric: str = "euclidean"):
            [4.]])
     """
     p = validate_p(p)
+    x, y = point_pair(x, y)
+    if p == 2.0 and metric == "euclidean" and is_tensor(x) and x[..., :1].numel() * y.shape[-2] * x.shape[-1] <= 2**26:
+        # the square of the differences directly: exact, with a well-defined gradient at 0
+        # (the (B, n, m, d) temporary is bounded to 2**26 entries)
+        diff = x.unsqueeze(-2) - y.unsqueeze(-3)
+        return (diff * diff).sum(-1)
     dist = pairwise_distances(x, y, metric)
     if p == 1.0:
         return dist
-    if p == 2.0 and metric == "euclidean":
-        # square of the differences directly: exact and with a well-defined gradient at 0
-        if is_tensor(dist):
-            import torch
-
-            xt = x if is_tensor(x) else torch.as_tensor(x, dtype=dist.dtype, device=dist.device)
-            yt = y if is_tensor(y) else torch.as_tensor(y, dtype=dist.dtype, device=dist.device)
-            if xt.shape[-2] * yt.shape[-2] * xt.shape[-1] <= 2**26:
-                diff = xt.to(dist.dtype).unsqueeze(-2) - yt.to(dist.dtype).unsqueeze(-3)
-                return (diff * diff).sum(-1)
+    if p == 2.0:
         return dist * dist
     return dist**p
 
@@ -143,29 +172,11 @@ class PointCloud:
                  online: bool = False, chunk_size: int | None = None):
         self.p = validate_p(p)
         self.metric = _check_metric(metric)
-        self.x = self._points(x, "x")
-        self.y = self.x if y is None else self._points(y, "y")
-        if self.x.ndim != self.y.ndim:
-            raise ValueError(f"y: expected {self.x.ndim} dimensions like x, got {self.y.ndim}")
-        if self.x.shape[-1] != self.y.shape[-1]:
-            raise ValueError(
-                f"y: points must have the dimension of x ({self.x.shape[-1]}), got {self.y.shape[-1]}"
-            )
-        if self.x.ndim == 3 and self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(f"y: batch size {self.y.shape[0]} differs from that of x ({self.x.shape[0]})")
-        if is_tensor(self.x) != is_tensor(self.y):
-            raise ValueError("y: x and y must both be tensors or both be arrays")
+        self.x, self.y = point_pair(x, x if y is None else y)
         self.online = bool(online)
-        if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
-            raise ValueError(f"chunk_size: must be a positive integer, got {chunk_size!r}")
+        if chunk_size is not None:
+            validate_positive(chunk_size, "chunk_size", integer=True)
         self.chunk_size = None if chunk_size is None else int(chunk_size)
-
-    @staticmethod
-    def _points(x, name):
-        ndim = x.ndim if is_tensor(x) else np.ndim(x)
-        if ndim == 3:
-            return validate_array(x, name, ndim=3, what="coordinates")
-        return validate_samples(x, name)
 
     @property
     def shape(self) -> tuple[int, ...]:

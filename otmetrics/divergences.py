@@ -12,10 +12,11 @@ treats leading axes as a batch and reduces along the last one.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
-from ._array import first_tensor, is_tensor, to_numpy, validate_array
+from ._array import first_tensor, is_tensor, pth_root, to_numpy, validate_array
 
 __all__ = ["entropy", "kl_divergence", "js_divergence", "js_distance", "total_variation"]
 
@@ -25,6 +26,8 @@ def _histogram(p, name, axis, normalize):
     p = validate_array(p, name, what="probabilities")
     if p.ndim == 0:
         raise ValueError(f"{name}: expected at least one dimension, got a scalar")
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise ValueError(f"axis: must be an integer, got {axis!r}")
     if not -p.ndim <= axis < p.ndim:
         raise ValueError(f"axis: {axis} is out of range for {name} with {p.ndim} dimension(s)")
     low = float(p.detach().min()) if is_tensor(p) else float(p.min())
@@ -66,8 +69,8 @@ def _pair(p, q, axis, normalize):
 def _log_base(base):
     if base is None:
         return 1.0
-    if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 0 or base == 1:
-        raise ValueError(f"base: must be a positive number other than 1, got {base!r}")
+    if isinstance(base, bool) or not isinstance(base, numbers.Real) or not 0 < base < math.inf or base == 1:
+        raise ValueError(f"base: must be a finite positive number other than 1, got {base!r}")
     return math.log(base)
 
 
@@ -131,7 +134,9 @@ def entropy(p, *, base: float | None = None, axis: int = -1, normalize: bool = T
     if like is not None:
         import torch
 
-        value = -torch.special.xlogy(p, p).sum(axis) / scale
+        # -p log p with 0 log 0 = 0 and a finite gradient at p = 0 (xlogy's would be -inf)
+        safe = torch.where(p > 0, p, torch.ones_like(p))
+        value = -torch.where(p > 0, p * torch.log(safe), torch.zeros_like(p)).sum(axis) / scale
     else:
         from scipy.special import entr
 
@@ -260,8 +265,7 @@ def js_distance(p, q, *, base: float | None = None, axis: int = -1, normalize: b
     >>> js_distance([0.5, 0.5], [0.5, 0.5])
     0.0
     """
-    value = js_divergence(p, q, base=base, axis=axis, normalize=normalize)
-    return value.sqrt() if is_tensor(value) else (math.sqrt(value) if isinstance(value, float) else np.sqrt(value))
+    return pth_root(js_divergence(p, q, base=base, axis=axis, normalize=normalize), 2)
 
 
 def total_variation(p, q, *, axis: int = -1, normalize: bool = True):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._array import first_tensor, is_tensor, validate_array, validate_p, validate_weights
+from ._array import first_tensor, is_tensor, pth_root, validate_array, validate_p, validate_weights
 
 __all__ = ["wasserstein_1d"]
 
@@ -115,8 +115,7 @@ def _wasserstein_1d_numpy(u, v, wu, wv, p):
     n, m = u.shape[-1], v.shape[-1]
     if wu is None and wv is None and n == m:
         us, vs = np.sort(u, axis=-1), np.sort(v, axis=-1)
-        total = _power_mean(np.abs(us - vs), None, p)
-        return np.broadcast_to(total, batch) ** (1.0 / p)
+        return pth_root(np.broadcast_to(_power_mean(np.abs(us - vs), None, p), batch), p)
 
     def sorted_cdf(values, weights, size):
         if weights is None:
@@ -141,7 +140,7 @@ def _wasserstein_1d_numpy(u, v, wu, wv, p):
     iu = np.minimum(np.cumsum(from_u, -1) - from_u, n - 1)
     iv = np.minimum(np.cumsum(~from_u, -1) - ~from_u, m - 1)
     diff = np.abs(np.take_along_axis(us, iu, -1) - np.take_along_axis(vs, iv, -1))
-    return np.maximum(_power_mean(diff, dt, p), 0.0) ** (1.0 / p)
+    return pth_root(_power_mean(diff, dt, p), p)
 
 
 def _wasserstein_1d_torch(u, v, wu, wv, p, like):
@@ -159,8 +158,7 @@ def _wasserstein_1d_torch(u, v, wu, wv, p, like):
     n, m = u.shape[-1], v.shape[-1]
     if wu is None and wv is None and n == m:
         us, vs = torch.sort(u, dim=-1).values, torch.sort(v, dim=-1).values
-        total = _power_mean((us - vs).abs(), None, p)
-        return total.expand(batch) ** (1.0 / p)
+        return pth_root(_power_mean((us - vs).abs(), None, p).expand(batch), p)
 
     def sorted_cdf(values, weights, size):
         if weights is None:
@@ -181,4 +179,4 @@ def _wasserstein_1d_torch(u, v, wu, wv, p, like):
     iu = (torch.cumsum(from_u, -1) - from_u).clamp_max(n - 1)
     iv = (torch.cumsum(1 - from_u, -1) - (1 - from_u)).clamp_max(m - 1)
     diff = (torch.gather(us, -1, iu) - torch.gather(vs, -1, iv)).abs()
-    return _power_mean(diff, dt, p).clamp_min(0) ** (1.0 / p)
+    return pth_root(_power_mean(diff, dt, p), p)

@@ -311,7 +311,7 @@ C3 = np.ones((3, 2))
         (dict(a=[1 / 3] * 3, b=[0.5, 0.5], cost=np.array([[1, 2], [np.inf, 1], [0, 0]])), r"^cost: costs must be finite"),
         (dict(a=[1 / 3] * 3, b=[0.5, 0.5], cost=np.ones(3)), r"^cost: expected 2 or 3 dimension"),
         (dict(a=[1 / 3] * 3, b=[0.5, 0.5], cost=C3, backend="simplex"), r"^backend: must be one of"),
-        (dict(a=[1 / 3] * 3, b=[0.5, 0.5], cost=C3, max_iter=0), r"^max_iter: must be a positive integer"),
+        (dict(a=[1 / 3] * 3, b=[0.5, 0.5], cost=C3, max_iter=0), r"^max_iter: must be finite and > 0"),
         (dict(a=np.ones((2, 3)) / 3, b=np.ones((3, 2)) / 2, cost=C3), r"batch sizes of a, b and cost differ"),
     ],
 )
@@ -342,7 +342,7 @@ def test_public_names():
         assert name in otmetrics.__all__
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        emd([1.0], [1.0], [[3.0]])  # a 1x1 problem: no warning, cost 3
+        assert emd([1.0], [1.0], [[3.0]]).cost == 3.0  # a 1x1 problem: no warning, cost 3
 
 
 @pytest.mark.parametrize("scale", [1e-250, 1e-8, 1e8, 1e250])
@@ -353,3 +353,69 @@ def test_any_cost_scale_is_solved_and_certified(scale):
     assert res.converged and res.certificate.relative_gap <= 1e-12
     assert res.cost == pytest.approx(base.cost * scale, rel=1e-12)
     assert_optimal(res, a, b, C * scale)
+
+
+def test_certify_broadcasts_shared_weights_over_a_batch():
+    from otmetrics import certify
+
+    r = np.random.default_rng(4)
+    a, b = r.random(4), r.random(5)
+    a, b = a / a.sum(), b / b.sum()
+    C = r.random((3, 4, 5))
+    res = emd(a, b, C)
+    assert res.certificate.optimal.all()
+    again = certify(a, b, C, res.plan, *res.potentials)
+    assert again.optimal.all()
+    np.testing.assert_allclose(again.dual, res.certificate.dual, rtol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (([], [], np.zeros((0, 0)), np.zeros((0, 0)), [], []), r"^cost: must not be empty"),
+        (([1.0], [1.0], [[1.0]], [[1.0]], [0.0, 0.0], [1.0]), r"^u: shape \(2,\) does not match"),
+        (([1.0], [1.0], [[np.nan]], [[1.0]], [0.0], [1.0]), r"^cost: costs must be finite"),
+        (([1.0], [1.0], [[1.0]], np.ones((2, 2)), [0.0], [1.0]), r"^plan: shape \(2, 2\) does not match"),
+    ],
+)
+def test_certify_bad_input(args, match):
+    from otmetrics import certify
+
+    with pytest.raises(ValueError, match=match):
+        certify(*args)
+
+
+def test_c_transform_and_dual_value_bad_input():
+    with pytest.raises(ValueError, match=r"^u: shape \(3,\) does not match"):
+        c_transform(np.ones((2, 4)), [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match=r"^axis: must be 0 or 1"):
+        c_transform(np.ones((2, 4)), [0.0, 1.0], axis=2)
+    with pytest.raises(ValueError, match=r"^b: shape \(3,\) does not match"):
+        otmetrics.dual_value([1.0], [0.5, 0.25, 0.25], [0.0], [1.0, 2.0])
+    assert c_transform(np.ones((2, 4)), [0.0, 1.0], axis=0).shape == (4,)
+
+
+def test_numeric_parameters_of_any_real_type_and_refusals():
+    a, b, C = _gaussian_problem(6, 5, seed=2)
+    assert emd(a, b, C, rtol=np.float32(1e-9), n_threads=np.int64(1)).converged
+    with pytest.raises(ValueError, match=r"^rtol: must be finite"):
+        emd(a, b, C, rtol=np.inf)
+    with pytest.raises(ValueError, match=r"^n_threads: must be an integer"):
+        emd(a, b, C, n_threads=1.5)
+
+
+def test_gradients_are_finite_at_zero_distance():
+    x = torch.tensor(np.random.default_rng(0).normal(size=(6, 2)), requires_grad=True)
+    w = wasserstein(x, x.detach(), p=2)
+    w.backward()
+    assert w.item() == 0.0 and torch.isfinite(x.grad).all()
+    u = torch.tensor([0.0, 1.0, 3.0], requires_grad=True, dtype=torch.float64)
+    w1d = wasserstein_1d(u, u.detach(), p=2)
+    w1d.backward()
+    assert torch.isfinite(u.grad).all()
+
+
+def test_bfloat16_and_float16_tensors():
+    a, b, C = _gaussian_problem(5, 4, seed=3)
+    res = emd(torch.tensor(a, dtype=torch.bfloat16), None, torch.tensor(C, dtype=torch.bfloat16))
+    assert res.plan.dtype == torch.bfloat16
