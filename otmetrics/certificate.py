@@ -48,6 +48,17 @@ class Certificate:
     min_plan : the smallest entry of the plan (negative means infeasible).
     rtol : the relative tolerance of the verdict.
     optimal : the verdict: every condition holds within ``rtol`` (see :func:`certify`).
+
+    References
+    ----------
+    Peyré & Cuturi, *Computational Optimal Transport*, 2019, Prop. 2.4 (duality) and Sec. 3.
+
+    Examples
+    --------
+    >>> import otmetrics
+    >>> cert = otmetrics.emd([0.5, 0.5], [0.5, 0.5], [[0.0, 1.0], [1.0, 0.0]]).certificate
+    >>> cert.optimal, cert.duality_gap, cert.min_reduced_cost >= 0
+    (True, 0.0, True)
     """
 
     primal: np.ndarray | float
@@ -84,6 +95,20 @@ def _broadcast(x, name, shape):
 
 def dual_value(a, b, u, v):
     """The dual objective ``<a, u> + <b, v>`` (batched over leading axes), in ``float64``.
+
+    Parameters
+    ----------
+    a, b : array-like, shapes ``(n,)`` and ``(m,)``, broadcast against ``u`` and ``v``
+    u, v : array-like, shapes ``(n,)`` / ``(B, n)`` and ``(m,)`` / ``(B, m)``
+
+    Returns
+    -------
+    float, or ndarray ``(B,)``.
+
+    Notes
+    -----
+    ``O(n + m)``. When ``u_i + v_j <= C_ij`` for all pairs (e.g. ``v = c_transform(C, u)``), this
+    value is a lower bound of the optimal transport cost (weak duality; Peyré & Cuturi 2019, Sec. 2.5).
 
     Examples
     --------
@@ -207,7 +232,25 @@ def certify(a, b, cost, plan, u, v, *, rtol: float = 1e-9) -> Certificate:
 
 
 def stack_certificates(certificates: list[Certificate]) -> Certificate:
-    """Stack the certificates of single problems into the certificate of a batch (fields ``(B,)``)."""
+    """Stack the certificates of single problems into the certificate of a batch.
+
+    Parameters
+    ----------
+    certificates : list of Certificate
+        One per problem, all with the same ``rtol``.
+
+    Returns
+    -------
+    Certificate
+        Every field an array of shape ``(B,)``; ``optimal`` a boolean array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> one = certify([1.0], [1.0], [[2.0]], [[1.0]], [1.0], [1.0])
+    >>> stack_certificates([one, one]).optimal
+    array([ True,  True])
+    """
     names = [f for f in Certificate.__dataclass_fields__ if f != "rtol"]
     fields = {name: np.array([getattr(c, name) for c in certificates]) for name in names}
     return Certificate(**fields, rtol=certificates[0].rtol)

@@ -74,6 +74,12 @@ class OTResult:
         ``"unbounded"`` or ``"numerical_error"``.
     backend : str
         ``"network_simplex"`` or ``"highs"``.
+
+    Examples
+    --------
+    >>> res = emd([0.5, 0.5], [1.0], [[1.0], [3.0]])
+    >>> res.cost, res.plan.tolist(), res.converged, res.status
+    (2.0, [[0.5], [0.5]], True, 'optimal')
     """
 
     cost: Any

@@ -24,6 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
+# Pages whose examples run: the site's pages and the README's quick start.
+EXAMPLE_PAGES = PAGES + [ROOT / "README.md"]
 FIGURE_SCRIPTS = sorted(p for p in (DOCS / "figures").glob("*.py") if not p.name.startswith("_"))
 
 # An opening or closing fence: ``` or ~~~ (3 or more), possibly indented (admonitions, lists).
@@ -132,7 +134,7 @@ def run_page(page: Path) -> int:
 # ----------------------------------------------------------------------------------------------
 # The examples
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
+@pytest.mark.parametrize("page", EXAMPLE_PAGES, ids=[str(p.relative_to(ROOT)) for p in EXAMPLE_PAGES])
 def test_page_examples_run(page, tmp_path, monkeypatch):
     problems = [why for why in map(malformed_fence, fenced_blocks(page)) if why]
     assert not problems, "\n".join(problems)

@@ -46,6 +46,21 @@ def assert_marginals(plan, a, b, *, rtol: float = 1e-9) -> None:
     Checks ``P >= 0``, ``|P 1 - a|_1 <= rtol * mass`` and ``|P^T 1 - b|_1 <= rtol * mass``
     (batched over a leading axis).
 
+    Parameters
+    ----------
+    plan : array-like or tensor, shape ``(n, m)`` or ``(B, n, m)``
+    a, b : array-like or tensor, shapes ``(n,)`` and ``(m,)`` (or batched)
+    rtol : float, default 1e-9
+
+    Raises
+    ------
+    AssertionError
+        With the measured errors.
+
+    References
+    ----------
+    Peyré & Cuturi, *Computational Optimal Transport*, 2019, Prop. 2.4 and Sec. 3.
+
     Examples
     --------
     >>> import numpy as np
@@ -68,6 +83,25 @@ def assert_marginals(plan, a, b, *, rtol: float = 1e-9) -> None:
 def assert_dual_feasible(cost, u, v, *, rtol: float = 1e-9) -> None:
     """Assert that ``u_i + v_j <= C_ij`` for every pair, to ``rtol * max|C|``.
 
+    Parameters
+    ----------
+    cost : array-like or tensor, shape ``(n, m)`` or ``(B, n, m)``
+    u, v : array-like or tensor, shapes ``(n,)`` and ``(m,)`` (or batched)
+    rtol : float, default 1e-9
+
+    Raises
+    ------
+    AssertionError
+        With the most negative reduced cost and where it is.
+
+    Notes
+    -----
+    ``O(n m)``.
+
+    References
+    ----------
+    Peyré & Cuturi, *Computational Optimal Transport*, 2019, Prop. 2.4 and Sec. 3.
+
     Examples
     --------
     >>> assert_dual_feasible([[0.0, 1.0], [1.0, 0.0]], [0.0, 0.0], [0.0, 0.0])
@@ -86,6 +120,20 @@ def assert_complementary_slackness(plan, cost, u, v, *, rtol: float = 1e-9) -> N
     """Assert that mass moves only along tight edges: ``P_ij > 0  =>  C_ij = u_i + v_j``.
 
     Entries of the plan below ``rtol * mass`` count as zero.
+
+    Parameters
+    ----------
+    plan, cost : shapes ``(n, m)`` (or batched)
+    u, v : shapes ``(n,)`` and ``(m,)`` (or batched)
+    rtol : float, default 1e-9
+
+    Notes
+    -----
+    ``O(n m)``. With primal and dual feasibility, slackness is equivalent to optimality.
+
+    References
+    ----------
+    Peyré & Cuturi, *Computational Optimal Transport*, 2019, Prop. 2.4 and Sec. 3.
 
     Examples
     --------
@@ -108,6 +156,17 @@ def assert_strong_duality(a, b, cost, plan, u, v, *, rtol: float = 1e-9) -> None
     of the numbers summed, to which rounding errors are proportional).
 
     Together with :func:`assert_marginals` and :func:`assert_dual_feasible`, this proves optimality.
+
+    Parameters
+    ----------
+    a, b : weights, shapes ``(n,)`` and ``(m,)`` (or batched)
+    cost, plan : shapes ``(n, m)`` (or batched)
+    u, v : potentials, shapes ``(n,)`` and ``(m,)`` (or batched)
+    rtol : float, default 1e-9
+
+    References
+    ----------
+    Peyré & Cuturi, *Computational Optimal Transport*, 2019, Prop. 2.4 and Sec. 3.
 
     Examples
     --------
@@ -134,6 +193,18 @@ def assert_weak_duality(a, b, cost, u, v, primal_value, *, rtol: float = 1e-9) -
     relative). Feed it any feasible pair — e.g. random ``u`` with ``v = c_transform(C, u)`` — and the
     optimal value of your solver.
 
+    Parameters
+    ----------
+    a, b : weights, shapes ``(n,)`` and ``(m,)`` (or batched)
+    cost : shape ``(n, m)`` (or batched)
+    u, v : any dual-feasible potentials
+    primal_value : float or array ``(B,)``, the value of any feasible plan (e.g. the optimum)
+    rtol : float, default 1e-9
+
+    References
+    ----------
+    Peyré & Cuturi, *Computational Optimal Transport*, 2019, Prop. 2.4 and Sec. 3.
+
     Examples
     --------
     >>> assert_weak_duality([1.0], [1.0], [[2.0]], [0.5], [1.0], 2.0)
@@ -159,6 +230,17 @@ def assert_optimal(result: Any, a, b, cost, *, rtol: float = 1e-9) -> None:
     :class:`otmetrics.OTResult`); ``cost`` is the cost matrix (or a geometry with ``cost_matrix()``).
     Checks marginals, dual feasibility, complementary slackness, strong duality, and that the
     reported value equals ``<C, P>``.
+
+    Parameters
+    ----------
+    result : OTResult (or anything with ``plan``, ``potentials`` and ``cost``)
+    a, b : the weights the problem was solved with (``b`` is rescaled to the mass of ``a``)
+    cost : the cost matrix, or a geometry with ``cost_matrix()``
+    rtol : float, default 1e-9
+
+    References
+    ----------
+    Peyré & Cuturi, *Computational Optimal Transport*, 2019, Prop. 2.4 and Sec. 3.
 
     Examples
     --------
@@ -191,6 +273,21 @@ def assert_metric_axioms(distance: Callable[[Any, Any], float], points: Sequence
 
     Symmetry ``d(x, y) = d(y, x)``, identity ``d(x, x) = 0``, non-negativity, and the triangle
     inequality ``d(x, z) <= d(x, y) + d(y, z)`` (each to ``atol + rtol * scale``).
+
+    Parameters
+    ----------
+    distance : callable ``(x, y) -> float``
+    points : sequence of objects ``distance`` accepts (e.g. point clouds)
+    rtol, atol : float
+        Tolerance ``atol + rtol * max |d|``.
+
+    Notes
+    -----
+    ``k^2`` calls of ``distance`` for ``k`` points, ``O(k^3)`` comparisons.
+
+    References
+    ----------
+    Villani, *Optimal Transport: Old and New*, 2009, Def. 6.1 and Thm. 6.9 (W_p is a metric).
 
     Examples
     --------

@@ -24,6 +24,12 @@ class OTProblem:
 
     For point-cloud problems ``x`` ``(n, d)`` and ``y`` ``(m, d)`` are the points and ``p`` the power
     of the Euclidean distance in the cost. Batched problems have a leading axis on every array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> OTProblem(a=np.ones(2) / 2, b=np.ones(1), cost=np.zeros((2, 1))).cost.shape
+    (2, 1)
     """
 
     a: np.ndarray
@@ -118,6 +124,41 @@ def ot_problems(max_n: int = 10, max_m: int | None = None, *, kind: str = "any",
         Common total mass of ``a`` and ``b``.
     allow_zeros : bool
         Whether weights may contain zeros.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> @given(cost_matrices(3, 4, max_value=1.0))
+    ... def test(c):
+    ...     assert c.shape == (3, 4) and 0 <= c.min() and c.max() <= 1
+    >>> test()
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> @given(point_clouds(5, 2, scale=1.0))
+    ... def test(x):
+    ...     assert x.shape == (5, 2) and abs(x).max() <= 1
+    >>> test()
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> @given(sample_pairs(max_n=6, dim=2))
+    ... def test(pair):
+    ...     x, y = pair
+    ...     assert x.shape[1] == y.shape[1] == 2
+    >>> test()
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> import otmetrics
+    >>> @settings(max_examples=10)
+    ... @given(ot_problems(max_n=5))
+    ... def test(problem):
+    ...     assert otmetrics.emd(problem.a, problem.b, problem.cost).converged
+    >>> test()
     """
     if kind not in ("any", "matrix", "points"):
         raise ValueError(f"kind: must be 'any', 'matrix' or 'points', got {kind!r}")
@@ -146,7 +187,16 @@ def _ot_problems(draw, max_n, max_m, *, kind, p, mass, allow_zeros):
 def problem_batches(draw, max_batch: int = 4, max_n: int = 8, max_m: int | None = None, *,
                     allow_zeros: bool = True) -> OTProblem:
     """A batch of ``B`` independent problems of a common size: ``a`` ``(B, n)``, ``b`` ``(B, m)``,
-    ``cost`` ``(B, n, m)``."""
+    ``cost`` ``(B, n, m)``.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> @given(problem_batches(max_batch=3, max_n=4))
+    ... def test(batch):
+    ...     assert batch.cost.shape == (len(batch.a), batch.a.shape[1], batch.b.shape[1])
+    >>> test()
+    """
     batch = draw(st.integers(1, max_batch))
     n = draw(st.integers(1, max_n))
     m = draw(st.integers(1, max_m or max_n))
