@@ -203,23 +203,150 @@ def test_mmd_torch_in_torch_out(dtype):
     assert float(out) == pytest.approx(expected, rel=1e-6)  # float32 only in the final cast
 
 
+# ------------------------------------------------------------------------------------------------
+# mmd is differentiable
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("estimator", ["unbiased", "biased", "linear"])
+@pytest.mark.parametrize("kernel,kw", [
+    ("gaussian", {"bandwidth": [0.7, 2.0]}),
+    ("laplacian", {"bandwidth": 1.3}),
+    ("polynomial", {"degree": 3, "gamma": 0.4, "coef0": 0.5}),
+])
+def test_mmd_gradient_matches_finite_differences(estimator, kernel, kw):
+    rng = np.random.default_rng(20)
+    x = torch.tensor(rng.normal(size=(7, 2)), requires_grad=True)
+    y = torch.tensor(rng.normal(size=(7 if estimator == "linear" else 5, 2)) + 0.5, requires_grad=True)
+    # block_size=3: diagonal, off-diagonal and ragged blocks, each recomputed in the backward pass.
+    def f(a, b):
+        return mmd(a, b, kernel=kernel, estimator=estimator, block_size=3, **kw)
+
+    value = f(x, y)
+    assert value.requires_grad and value.dtype == torch.float64
+    assert float(value.detach()) == pytest.approx(f(x.detach().numpy(), y.detach().numpy()), rel=1e-12,
+                                                  abs=1e-15)
+    assert torch.autograd.gradcheck(f, (x, y), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def laplacian_mmd_gradient(x, y, sigma):
+    """d/dx_i of the unbiased MMD^2 with k(u, v) = exp(-|u - v| / sigma), from the formula:
+    dk(u, v)/du = -k (u - v) / (sigma |u - v|), taken as 0 where u = v (the symmetric subgradient)."""
+    m, n = len(x), len(y)
+
+    def dk(u, v):
+        r = np.linalg.norm(u - v)
+        return np.zeros_like(u) if r == 0 else -np.exp(-r / sigma) * (u - v) / (sigma * r)
+
+    grad = np.zeros_like(x)
+    for i in range(m):
+        grad[i] += 2 * sum(dk(x[i], x[j]) for j in range(m) if j != i) / (m * (m - 1))
+        grad[i] -= 2 * sum(dk(x[i], y[j]) for j in range(n)) / (m * n)
+    return grad
+
+
+def test_laplacian_gradient_at_coincident_points_is_finite_and_exact():
+    # Repeated points in x and a point shared with y: |u - v| = 0 where the kernel has its kink.
+    rng = np.random.default_rng(21)
+    x = rng.normal(size=(6, 3))
+    x[3] = x[1]
+    y = rng.normal(size=(5, 3))
+    y[2] = x[0]
+    xt = torch.tensor(x, requires_grad=True)
+    mmd(xt, torch.tensor(y), kernel="laplacian", bandwidth=1.5, block_size=4).backward()
+    assert torch.isfinite(xt.grad).all()
+    np.testing.assert_allclose(xt.grad.numpy(), laplacian_mmd_gradient(x, y, 1.5), rtol=1e-10, atol=1e-14)
+
+
+def test_mmd_float32_gradient_and_no_grad_mode():
+    rng = np.random.default_rng(22)
+    x = torch.tensor(rng.normal(size=(20, 2)), dtype=torch.float32, requires_grad=True)
+    y = torch.tensor(rng.normal(size=(20, 2)) + 1.0, dtype=torch.float32)
+    loss = mmd(x, y, bandwidth=1.0)
+    assert loss.dtype == torch.float32 and loss.requires_grad
+    loss.backward()
+    assert x.grad.dtype == torch.float32
+    x64 = x.detach().double().requires_grad_()
+    mmd(x64, y.double(), bandwidth=1.0).backward()
+    np.testing.assert_allclose(x.grad.numpy(), x64.grad.numpy(), rtol=1e-5, atol=1e-7)
+    # Gradient descent on the samples lowers the MMD (it is a usable loss).
+    with torch.no_grad():
+        stepped = x - 0.5 * x.grad / x.grad.norm()
+        assert not mmd(x, y, bandwidth=1.0).requires_grad   # no graph under no_grad
+    assert float(mmd(stepped, y, bandwidth=1.0)) < float(loss.detach())
+
+
+def test_kernel_matrix_is_differentiable():
+    rng = np.random.default_rng(23)
+    x = torch.tensor(rng.normal(size=(4, 2)), requires_grad=True)
+    y = torch.tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    for kw in ({"kernel": "gaussian", "bandwidth": 1.0}, {"kernel": "laplacian", "bandwidth": 0.8},
+               {"kernel": "polynomial", "degree": 2}):
+        assert torch.autograd.gradcheck(lambda a, b: kernel_matrix(a, b, **kw), (x, y), eps=1e-6, atol=1e-7)
+    # The diagonal of K(x, x) is a constant for radial kernels: its gradient is 0, not NaN.
+    k = kernel_matrix(x, kernel="laplacian", bandwidth=1.0)
+    (grad,) = torch.autograd.grad(k.diagonal().sum(), x)
+    assert torch.equal(grad, torch.zeros_like(grad))
+
+
+def test_mmd_backward_stays_in_bounded_memory():
+    """Forward and backward with n = 3,000 per set in blocks of 256 rows: recording every block
+    would keep some 300 blocks of 0.5 MB, twice over (hundreds of MB); the blocks recomputed in
+    the backward pass keep the peak growth at a few blocks."""
+    code = textwrap.dedent("""
+        import json, numpy as np, torch
+        torch.set_num_threads(1)
+        from otmetrics import mmd
+
+        def status(key):
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) / 1024 for line in f if line.startswith(key))
+
+        rng = np.random.default_rng(0)
+        x = torch.tensor(rng.normal(size=(3000, 2)), requires_grad=True)
+        y = torch.tensor(rng.normal(size=(3000, 2)) + 0.1)
+        small = torch.tensor(rng.normal(size=(300, 2)), requires_grad=True)
+        mmd(small, y[:300], bandwidth=1.0, block_size=256).backward()  # first-call allocations
+        before = status("VmRSS:")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        value = mmd(x, y, bandwidth=1.0, block_size=256)
+        value.backward()
+        print(json.dumps({"value": float(value), "grad_norm": float(x.grad.norm()),
+                          "peak_growth_mb": status("VmHWM:") - before}))
+    """)
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("needs Linux's /proc/self/clear_refs to measure the peak memory")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["peak_growth_mb"] < 32
+    assert result["value"] > 0 and result["grad_norm"] > 0
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda x, y: mmd(x, y, kernel="cosine"), "kernel: must be one of gaussian, laplacian, polynomial"),
     (lambda x, y: mmd(x, y, estimator="fast"), "estimator: must be one of unbiased, biased, linear"),
-    (lambda x, y: mmd(x, y, bandwidth=0.0), "bandwidth: must be > 0"),
+    (lambda x, y: mmd(x, y, bandwidth=0.0), "bandwidth: must be finite and > 0, got 0.0"),
+    (lambda x, y: mmd(x, y, bandwidth=float("nan")), "bandwidth: must be finite and > 0, got nan"),
     (lambda x, y: mmd(x, y, bandwidth=[]), "bandwidth: the list of bandwidths must not be empty"),
-    (lambda x, y: mmd(x, y, bandwidth=[1.0, -1.0]), "bandwidth: must be > 0"),
+    (lambda x, y: mmd(x, y, bandwidth=[1.0, -1.0]), "bandwidth: must be finite and > 0, got -1.0"),
     (lambda x, y: mmd(x, y, bandwidth="mean"), "bandwidth: must be a positive number, 'median'"),
     (lambda x, y: mmd(x, y, kernel="polynomial", bandwidth=1.0),
      "bandwidth: the polynomial kernel has no bandwidth"),
     (lambda x, y: mmd(x, y, gamma=1.0), "gamma: only the polynomial kernel has this parameter"),
-    (lambda x, y: mmd(x, y, kernel="polynomial", degree=0), "degree: must be an integer >= 1"),
+    (lambda x, y: mmd(x, y, kernel="polynomial", degree=0), "degree: must be finite and > 0, got 0"),
+    (lambda x, y: mmd(x, y, kernel="polynomial", degree=2.0), "degree: must be an integer, got 2.0"),
+    (lambda x, y: mmd(x, y, kernel="polynomial", coef0=-1.0), "coef0: must be finite and >= 0, got -1.0"),
+    (lambda x, y: mmd(x, y, kernel="polynomial", gamma=0.0), "gamma: must be finite and > 0, got 0.0"),
     (lambda x, y: mmd(x, y[:5], estimator="linear"), r"y: the linear estimator .* \(6\), got 5"),
     (lambda x, y: mmd(x[:1], y), "x: need at least 2 samples, got 1"),
-    (lambda x, y: mmd(x, y[:, :2]), r"y: expected samples of dimension 3 \(as x\), got 2"),
-    (lambda x, y: mmd(x, np.where(y > 0, np.nan, y)), "y: values must be finite"),
-    (lambda x, y: mmd(x[None], y), r"x: expected samples of shape \(n, d\)"),
-    (lambda x, y: mmd(x, y, block_size=0), "block_size: must be an integer >= 1"),
+    (lambda x, y: mmd(x, y[:, :2]), "y: expected points of dimension 3, got 2"),
+    (lambda x, y: mmd(x, np.where(y > 0, np.nan, y)), "y: coordinates must be finite, got nan"),
+    (lambda x, y: mmd(x, torch.from_numpy(y) / 0), "y: coordinates must be finite, got"),
+    (lambda x, y: mmd(x[None], y), r"x: expected 1 or 2 dimension\(s\), got 3 \(shape \(1, 6, 3\)\)"),
+    (lambda x, y: mmd(x[:, :0], y), r"x: must not be empty, got shape \(6, 0\)"),
+    (lambda x, y: mmd(x, y, block_size=0), "block_size: must be finite and > 0, got 0"),
+    (lambda x, y: mmd(x, y, block_size=2.5), "block_size: must be an integer, got 2.5"),
+    (lambda x, y: median_bandwidth(x, max_samples=1), "max_samples: must be an integer >= 2, got 1"),
 ])
 def test_mmd_bad_input(call, match):
     rng = np.random.default_rng(0)
@@ -305,20 +432,61 @@ def test_kid_std_is_ddof_zero():
     assert mean == pytest.approx(values.mean(), rel=1e-12)
 
 
-def test_kid_torch_in_torch_out():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kid_torch_in_torch_out(dtype):
     rng = np.random.default_rng(11)
-    x, y = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
-    mean, std = kid(torch.from_numpy(x).float(), torch.from_numpy(y).float(), subsets=3, subset_size=10)
-    assert mean.dtype == torch.float32 and std.ndim == 0
+    x, y = rng.normal(size=(30, 3)), rng.normal(size=(30, 3)) + 0.3
+    xt, yt = torch.tensor(x, dtype=dtype), torch.tensor(y, dtype=dtype)
+    mean, std = kid(xt, yt, subsets=3, subset_size=10)
+    for value in (mean, std):
+        assert isinstance(value, torch.Tensor) and value.ndim == 0
+        assert value.dtype == dtype and value.device == xt.device
+    # The same numbers as numpy on the rows as the tensors hold them (float64 arithmetic on the
+    # float32 values), rounded once to the tensors' dtype.
+    ref = kid(xt.double().numpy(), yt.double().numpy(), subsets=3, subset_size=10)
+    rel = 2.0 ** -23 if dtype == torch.float32 else 1e-12
+    assert float(mean) == pytest.approx(ref[0], rel=rel)
+    assert float(std) == pytest.approx(ref[1], rel=rel)
+    # A tensor and an array: the tensor decides the output type.
+    assert kid(x, yt, subsets=3, subset_size=10)[0].dtype == dtype
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_kid_and_mmd_on_cuda_match_numpy():
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(size=(200, 16)), rng.normal(size=(150, 16)) + 0.2
+    xc, yc = torch.tensor(x, device="cuda"), torch.tensor(y, device="cuda")
+    for subset_size in (20, 100):  # both evaluation orders
+        mean, std = kid(xc, yc, subsets=30, subset_size=subset_size)
+        assert mean.device.type == "cuda" and mean.dtype == torch.float64
+        ref = kid(x, y, subsets=30, subset_size=subset_size)
+        assert (float(mean), float(std)) == pytest.approx(ref, rel=1e-10)
+    value = mmd(xc, yc, kernel="laplacian", bandwidth=2.0)
+    assert value.device.type == "cuda"
+    assert float(value) == pytest.approx(mmd(x, y, kernel="laplacian", bandwidth=2.0), rel=1e-10)
+
+
+def test_kid_and_other_metrics_are_detached():
+    # KID is documented as not differentiable: a tensor that requires grad is accepted and the
+    # result does not require grad.
+    rng = np.random.default_rng(13)
+    x = torch.tensor(rng.normal(size=(20, 3)), requires_grad=True)
+    y = torch.tensor(rng.normal(size=(20, 3)))
+    mean, std = kid(x, y, subsets=2, subset_size=10)
+    assert not mean.requires_grad and not std.requires_grad
 
 
 @pytest.mark.parametrize("kw,match", [
     ({"subset_size": 31}, r"subset_size: must be at most the number of samples in x \(30\), got 31"),
     ({"subset_size": 1}, "subset_size: must be an integer >= 2"),
-    ({"subsets": 0}, "subsets: must be an integer >= 1"),
-    ({"degree": 1.5}, "degree: must be an integer >= 1"),
-    ({"gamma": -1.0}, "gamma: must be > 0"),
-    ({"seed": -1}, "seed: must be an integer >= 0"),
+    ({"subset_size": 10.0}, "subset_size: must be an integer, got 10.0"),
+    ({"subsets": 0}, "subsets: must be finite and > 0, got 0"),
+    ({"degree": 1.5}, "degree: must be an integer, got 1.5"),
+    ({"gamma": -1.0}, "gamma: must be finite and > 0, got -1.0"),
+    ({"coef0": -0.5}, "coef0: must be finite and >= 0, got -0.5"),
+    ({"seed": -1}, "seed: must be finite and >= 0, got -1"),
+    ({"seed": True}, "seed: must be an integer, got True"),
 ])
 def test_kid_bad_options(kw, match):
     rng = np.random.default_rng(0)
@@ -331,9 +499,9 @@ def test_kid_subset_larger_than_y_and_bad_data():
     x, y = rng.normal(size=(30, 3)), rng.normal(size=(20, 3))
     with pytest.raises(ValueError, match=r"subset_size: must be at most the number of samples in y \(20\)"):
         kid(x, y, subset_size=25)
-    with pytest.raises(ValueError, match="x: values must be finite"):
+    with pytest.raises(ValueError, match="x: coordinates must be finite, got nan"):
         kid(np.full((30, 3), np.nan), y, subset_size=10)
-    with pytest.raises(ValueError, match="y: expected samples of dimension 3"):
+    with pytest.raises(ValueError, match="y: expected points of dimension 3, got 2"):
         kid(x, y[:, :2], subset_size=10)
     with pytest.raises(ValueError, match="y: need at least 2 samples, got 1"):
         kid(x, y[:1], subset_size=10)
