@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import describe, is_tensor, to_numpy
+from ._array import _all_finite, as_like, describe, is_tensor, to_numpy, validate_positive
 from ._warnings import NumericalWarning
 
 __all__ = ["frechet_distance", "GaussianStats"]
@@ -136,15 +136,11 @@ class _TorchOps:
 def _prepare_moments(mu, sigma, mu_name: str, sigma_name: str, dim: int | None, use_torch, device):
     """Validate one (mean, covariance) pair; return float64 arrays/tensors for the chosen backend."""
     if use_torch:
-        import torch
-
         mu = _as_float64_tensor(mu, mu_name, device)
         sigma = _as_float64_tensor(sigma, sigma_name, device)
-        finite = bool(torch.isfinite(mu).all()) and bool(torch.isfinite(sigma).all())
     else:
         mu = to_numpy(mu, mu_name)
         sigma = to_numpy(sigma, sigma_name)
-        finite = None
     # As pytorch-fid: a scalar mean and variance are the one-dimensional case (np.cov of (n, 1)
     # data returns a 0-d array).
     if mu.ndim == 0:
@@ -162,31 +158,18 @@ def _prepare_moments(mu, sigma, mu_name: str, sigma_name: str, dim: int | None, 
     if dim is not None and d != dim:
         raise ValueError(f"{mu_name}: feature dimensions differ, got {d} here and {dim} in the first "
                          "distribution")
-    if finite is None:
-        finite = bool(np.isfinite(mu).all()) and bool(np.isfinite(sigma).all())
-    if not finite:
-        bad = mu_name if not _all_finite(mu) else sigma_name
-        raise ValueError(f"{bad}: values must be finite, got NaN or infinity")
-    scale = _to_float(abs(sigma).max()) if d else 0.0
-    asym = _to_float(abs(sigma - sigma.T).max())
+    if not _all_finite(mu):
+        raise ValueError(f"{mu_name}: values must be finite, got NaN or infinity")
+    if not _all_finite(sigma):
+        raise ValueError(f"{sigma_name}: values must be finite, got NaN or infinity")
+    scale = float(abs(sigma).max()) if d else 0.0
+    asym = float(abs(sigma - sigma.T).max())
     if asym > _SYMMETRY_RTOL * scale:
         raise ValueError(f"{sigma_name}: a covariance matrix must be symmetric, got max |S - S^T| = "
                          f"{asym:.3g} (max |S| = {scale:.3g})")
     if asym > 0:
         sigma = (sigma + sigma.T) / 2
     return mu, sigma
-
-
-def _to_float(v) -> float:
-    return float(v)
-
-
-def _all_finite(x) -> bool:
-    if is_tensor(x):
-        import torch
-
-        return bool(torch.isfinite(x).all())
-    return bool(np.isfinite(x).all())
 
 
 def _as_float64_tensor(x, name: str, device):
@@ -296,7 +279,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     -------
     float or torch.Tensor
         A Python ``float`` for numpy/array-like input; for tensors, a 0-d tensor on the device of
-        ``mu1`` in its floating dtype. Always real, finite and ``>= 0``.
+        ``mu1`` (else of the first tensor) in its floating dtype. Always real, finite and ``>= 0``.
+        Not differentiable: the value is computed from detached inputs and the returned tensor
+        does not require grad (the gradient of the trace term involves
+        :math:`(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2})^{-1/2}`, unbounded for the singular
+        covariances FID often meets).
 
     Raises
     ------
@@ -363,12 +350,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     value = mean_term + ops.trace(s1) + ops.trace(s2) - 2.0 * trace_term
     # Rounding can leave a tiny negative number for (nearly) identical Gaussians; W_2^2 >= 0.
     value = max(value, 0.0)
-    if ref is None:
-        return value
-    import torch
-
-    dtype = ref.dtype if ref.is_floating_point() else torch.float64
-    return torch.tensor(value, dtype=dtype, device=ref.device)
+    return as_like(value, ref)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -403,8 +385,25 @@ class GaussianStats:
 
     Notes
     -----
-    ``update`` costs ``O(B d^2)`` for a batch of ``B`` vectors; ``merge`` ``O(d^2)``. The same
-    state is what :class:`otmetrics.FID` sums across ``torch.distributed`` ranks.
+    Combining a state :math:`(n_a, \bar x_a, M_a)` with a batch's :math:`(n_b, \bar x_b, M_b)`:
+    with :math:`\delta = \bar x_b - \bar x_a` and :math:`n = n_a + n_b`,
+
+    .. math::
+
+        \bar x = \bar x_a + \frac{n_b}{n}\,\delta, \qquad
+        M = M_a + M_b + \frac{n_a n_b}{n}\,\delta \delta^T, \qquad
+        \Sigma = \frac{M}{n - 1}.
+
+    ``update`` costs ``O(B d^2)`` for a batch of ``B`` vectors ``(B, d)``; ``merge`` ``O(d^2)``;
+    memory ``O(d^2)``. The same state is what :class:`otmetrics.FID` sums across
+    ``torch.distributed`` ranks. The statistics are data, not a graph: batches are detached.
+
+    References
+    ----------
+    Chan, Golub and LeVeque, "Algorithms for computing the sample variance: analysis and
+    recommendations", The American Statistician 37 (1983). Heusel et al., "GANs trained by a two
+    time-scale update rule converge to a local Nash equilibrium", NeurIPS 2017 (the FID, and the
+    ``mu``/``sigma`` statistics files of its reference code, which pytorch-fid keeps).
 
     Examples
     --------
@@ -416,11 +415,14 @@ class GaussianStats:
     ...     _ = stats.update(batch)
     >>> stats.n, bool(np.allclose(stats.cov, np.cov(x, rowvar=False)))
     (1000, True)
+    >>> other = GaussianStats.from_features(x + 1.0)
+    >>> round(stats.frechet_distance(other), 6)          # a shift by 1 in 3 dimensions: 3
+    3.0
     """
 
     def __init__(self, dim: int | None = None, *, device=None):
-        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1):
-            raise ValueError(f"dim: must be a positive integer, got {dim!r}")
+        if dim is not None:
+            validate_positive(dim, "dim", integer=True)
         self._dim = None if dim is None else int(dim)
         self._device = None
         if device is not None:
@@ -460,8 +462,7 @@ class GaussianStats:
             stats._mean = mean
             stats._fixed_cov = cov
             return stats
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n: must be a positive integer sample count, got {n!r}")
+        validate_positive(n, "n", integer=True)
         stats._n = int(n)
         stats._mean = mean
         stats._scatter = cov * (int(n) - 1)

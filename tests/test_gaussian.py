@@ -242,6 +242,18 @@ def test_torch_in_torch_out(dtype):
     assert float(out) == pytest.approx(ref, rel=1e-6 if dtype == torch.float32 else 1e-12)
 
 
+def test_result_is_detached_as_documented():
+    # Not differentiable (documented): tensors that require grad are accepted, the result is a
+    # plain 0-d tensor of the first tensor's dtype and device.
+    rng = np.random.default_rng(1)
+    mu1, s1 = well_conditioned(4, 30, rng)
+    mu2, s2 = well_conditioned(4, 30, rng, offset=0.5)
+    s2t = torch.tensor(s2, dtype=torch.float32, requires_grad=True)
+    out = frechet_distance(mu1, s1, mu2, s2t)
+    assert isinstance(out, torch.Tensor) and not out.requires_grad and out.dtype == torch.float32
+    assert float(out) == pytest.approx(frechet_distance(mu1, s1, mu2, s2t.detach().double().numpy()), rel=1e-6)
+
+
 def test_float32_covariance_with_rounding_asymmetry_is_accepted():
     rng = np.random.default_rng(0)
     mu, s = well_conditioned(16, 100, rng)
@@ -446,14 +458,18 @@ def test_gaussian_stats_bad_input():
         stats.update(np.array([[0.0, np.nan, 1.0]]))
     with pytest.raises(ValueError, match=r"batch: expected a batch of feature vectors of shape \(B, d\)"):
         stats.update(np.ones(3))
-    with pytest.raises(ValueError, match="dim: must be a positive integer"):
+    with pytest.raises(ValueError, match="dim: must be finite and > 0, got 0"):
         GaussianStats(0)
+    with pytest.raises(ValueError, match="dim: must be an integer, got 3.0"):
+        GaussianStats(3.0)
     with pytest.raises(ValueError, match="other: feature dimensions differ"):
         stats.merge(GaussianStats(2).update(np.ones((2, 2))))
     with pytest.raises(ValueError, match="other: expected GaussianStats"):
         stats.merge(np.ones(3))
-    with pytest.raises(ValueError, match="n: must be a positive integer"):
+    with pytest.raises(ValueError, match="n: must be finite and > 0, got 0"):
         GaussianStats.from_moments(np.zeros(2), np.eye(2), n=0)
+    with pytest.raises(ValueError, match="n: must be an integer, got True"):
+        GaussianStats.from_moments(np.zeros(2), np.eye(2), n=True)
     assert stats.n == 1  # failed updates changed nothing
 
 
