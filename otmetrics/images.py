@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._array import describe
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "list_images",
@@ -75,8 +77,45 @@ def list_images(path, *, recursive: bool = True) -> list[Path]:
 def read_image(path) -> np.ndarray:
     """Decode one image file to an ``(H, W, 3)`` ``uint8`` RGB array.
 
-    Raises ``ValueError`` naming the file when Pillow cannot decode it (not an image, truncated, ...).
+    Grey and palette images are converted to RGB and an alpha channel is dropped, as pytorch-fid
+    and torch-fidelity do.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    numpy.ndarray, shape (H, W, 3), uint8
+
+    Raises
+    ------
+    ValueError
+        Pillow cannot decode the file (missing, not an image, truncated, ...); the message names
+        the argument and the file.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> grey = Path(folder.name) / "grey.png"
+    >>> Image.fromarray(np.full((4, 6), 200, np.uint8)).save(grey)  # one channel
+    >>> pixels = read_image(grey)
+    >>> pixels.shape, pixels.dtype, pixels[0, 0]
+    ((4, 6, 3), dtype('uint8'), array([200, 200, 200], dtype=uint8))
+    >>> _ = (Path(folder.name) / "broken.png").write_bytes(b"not a png")
+    >>> read_image(Path(folder.name) / "broken.png")
+    Traceback (most recent call last):
+    ...
+    ValueError: path: could not read image '...broken.png': cannot identify image file ...
+    >>> folder.cleanup()
     """
+    return _decode(path, "path")
+
+
+def _decode(path, name: str) -> np.ndarray:
     from PIL import Image
 
     try:
@@ -84,11 +123,35 @@ def read_image(path) -> np.ndarray:
             return np.array(image.convert("RGB"), dtype=np.uint8)
     except Exception as exc:
         message = str(exc).strip() or type(exc).__name__
-        raise ValueError(f"could not read image '{path}': {message}") from None
+        raise ValueError(f"{name}: could not read image '{path}': {message}") from None
 
 
 def resolve_device(device=None) -> torch.device:
-    """``None`` -> ``cuda`` when available, else ``cpu``; strings and devices are checked."""
+    """The ``torch.device`` to compute on: ``None`` gives ``cuda`` when available, else ``cpu``.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        Not a device name, or a device this machine does not have (CUDA or MPS unavailable, a
+        CUDA index past the last GPU).
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device("gpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: device: not a torch device, got 'gpu' (...)
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -118,7 +181,7 @@ class _ImageFiles(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         try:
-            return read_image(self.files[index]), None
+            return _decode(self.files[index], "source"), None
         except ValueError as exc:
             return None, str(exc)
 
@@ -144,8 +207,41 @@ def iter_image_batches(source, *, batch_size: int = 50, num_workers: int = 0,
     """Yield ``(images, files)`` per batch: ``images`` a list of ``(3, H, W)`` ``uint8`` tensors.
 
     Images in one batch may have different sizes; :func:`iter_image_features` groups them.
-    ``num_workers > 0`` decodes in that many worker processes (``torch.utils.data.DataLoader``).
-    Raises ``ValueError`` naming the first file that cannot be decoded.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or sequence of paths
+        An image folder (searched recursively, sorted by path), one image file, or a list of files.
+    batch_size : int, default 50
+    num_workers : int, default 0
+        Processes decoding images (``torch.utils.data.DataLoader``); 0 decodes in this process.
+    pin_memory : bool, default False
+        Page-locked tensors, for faster copies to a GPU.
+
+    Yields
+    ------
+    images : list of torch.Tensor, each (3, H, W), uint8
+    files : list of pathlib.Path, the files of ``images`` in the same order
+
+    Raises
+    ------
+    ValueError
+        Bad arguments (at the call, before any file is decoded), or, while iterating, a file that
+        cannot be decoded (named).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> for i, size in enumerate([(8, 8), (8, 8), (5, 7)]):
+    ...     Image.fromarray(np.zeros((*size, 3), np.uint8)).save(Path(folder.name) / f"{i}.png")
+    >>> for images, files in iter_image_batches(folder.name, batch_size=2):
+    ...     print([tuple(image.shape) for image in images], [f.name for f in files])
+    [(3, 8, 8), (3, 8, 8)] ['0.png', '1.png']
+    [(3, 5, 7)] ['2.png']
+    >>> folder.cleanup()
     """
     files = _as_files(source)
     _check_int(batch_size, "batch_size", 1)
@@ -184,7 +280,7 @@ def _flatten_output(out, files, name="model"):
     for value in outputs:
         if not isinstance(value, torch.Tensor) or value.ndim == 0 or value.shape[0] != len(files):
             raise ValueError(f"{name}: must return a tensor (or a tuple of tensors) with one row per image, "
-                             f"got {_describe(value)} for a batch of {len(files)}")
+                             f"got {describe(value)} for a batch of {len(files)}")
         value = value.detach().reshape(value.shape[0], -1).to("cpu", torch.float64).numpy()
         bad = ~np.isfinite(value).all(axis=1)
         if bad.any():
@@ -200,7 +296,28 @@ def iter_image_features(source, model=None, *, batch_size: int = 50, device=None
 
     Memory stays at one batch: feed the batches to a streaming statistic (e.g.
     ``GaussianStats.update``) to handle any number of images. Arguments as in
-    :func:`image_features`. When the model returns a tuple, each item is a tuple of arrays.
+    :func:`image_features` (they are checked at the call, before any image is decoded), and
+    ``desc``, the label of the progress bar. When the model returns a tuple, each item is a tuple
+    of arrays. The model runs under ``torch.inference_mode()``; the caller's own code between two
+    batches runs in its own autograd mode.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> from otmetrics import GaussianStats
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> for i in range(5):
+    ...     Image.fromarray(np.full((8, 8, 3), 50 * i, np.uint8)).save(Path(folder.name) / f"{i}.png")
+    >>> mean_colour = lambda x: x.mean(dim=(2, 3))  # any module or callable works
+    >>> stats = GaussianStats()
+    >>> for batch in iter_image_features(folder.name, mean_colour, batch_size=2, device="cpu",
+    ...                                  progress=False):
+    ...     _ = stats.update(batch)  # batches of 2, 2 and 1 rows, 3 features each
+    >>> stats.n, stats.dim
+    (5, 3)
+    >>> folder.cleanup()
     """
     files = _as_files(source)
     _check_int(batch_size, "batch_size", 1)
@@ -231,13 +348,16 @@ def iter_image_features(source, model=None, *, batch_size: int = 50, device=None
 def _generate_features(files, model, transform, batch_size, device, num_workers, progress, label):
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(files), unit="img", desc=label, disable=not progress, file=sys.stderr) as bar, \
-            torch.inference_mode():
+    with tqdm(total=len(files), unit="img", desc=label, disable=not progress, file=sys.stderr) as bar:
         batches = iter_image_batches(files, batch_size=batch_size, num_workers=num_workers,
                                      pin_memory=device.type == "cuda")
         for images, batch_files in batches:
-            yield _features_of_batch(model, transform, images, batch_files, device)
+            # inference mode around the model only: a generator that yielded inside it would
+            # leave it (and autograd off) on in the caller's code until the next batch
+            with torch.inference_mode():
+                features = _features_of_batch(model, transform, images, batch_files, device)
             bar.update(len(images))
+            yield features
 
 
 def _features_of_batch(model, transform, images, files, device):
@@ -330,8 +450,3 @@ def image_features(source, model=None, *, batch_size: int = 50, device=None, num
 def _check_int(value, name: str, minimum: int):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
-
-
-def _describe(value) -> str:
-    shape = getattr(value, "shape", None)
-    return f"shape {tuple(shape)}" if shape is not None else type(value).__name__

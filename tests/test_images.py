@@ -85,13 +85,15 @@ def test_read_image_converts_to_rgb(tmp_path):
 def test_unreadable_files_are_named(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG definitely not a png")
-    with pytest.raises(ValueError, match="could not read image '.*broken.png'"):
+    with pytest.raises(ValueError, match="^path: could not read image '.*broken.png'"):
         read_image(broken)
     whole = save(tmp_path / "t.jpg", np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes(whole.read_bytes()[:300])
-    with pytest.raises(ValueError, match="could not read image '.*truncated.jpg'"):
+    with pytest.raises(ValueError, match="^path: could not read image '.*truncated.jpg'"):
         read_image(truncated)
+    with pytest.raises(ValueError, match="^path: could not read image '.*missing.png'"):
+        read_image(tmp_path / "missing.png")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -122,7 +124,7 @@ def test_worker_processes_give_the_same_features(folder):
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_an_unreadable_image_stops_the_run_and_is_named(folder, num_workers):
     (folder / "sub" / "e.png").write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="could not read image '.*e.png'"):
+    with pytest.raises(ValueError, match="^source: could not read image '.*e.png'"):
         image_features(folder, red_channel, batch_size=2, device="cpu", progress=False,
                        num_workers=num_workers)
 
@@ -189,6 +191,34 @@ def test_streaming_yields_one_array_per_batch(folder):
     assert images[0].dtype == torch.uint8 and images[0].shape == (3, 6, 5) and files[0].name == "a.PNG"
 
 
+def test_the_caller_keeps_its_autograd_mode_between_batches(folder):
+    # The model runs under inference mode; the generator must not leave it on in the caller's
+    # code while it is suspended between two batches.
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    inside = []
+
+    def model(x):
+        inside.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled()))
+        return x.mean(dim=(2, 3))
+
+    batches = iter_image_features(folder, model, batch_size=2, device="cpu", progress=False)
+    first = next(batches)
+    assert inside == [(False, True)]
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    weight = torch.ones(2, requires_grad=True)
+    (weight * torch.from_numpy(first[:, 0]).float()).sum().backward()  # autograd works here
+    np.testing.assert_allclose(weight.grad.numpy(), first[:, 0], rtol=1e-6)
+    assert not torch.is_inference(torch.ones(1))
+    rest = list(batches)
+    assert len(rest) == 2 and inside == [(False, True)] * 3
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    # abandoning the generator half-way leaves nothing behind either
+    batches = iter_image_features(folder, model, batch_size=2, device="cpu", progress=False)
+    next(batches)
+    batches.close()
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+
+
 def test_progress_bar_on_stderr(folder, capsys):
     image_features(folder, red_channel, device="cpu", progress=True)
     assert "5/5" in capsys.readouterr().err
@@ -242,8 +272,10 @@ def test_non_finite_features_name_the_image(folder):
 
 
 def test_model_output_must_have_one_row_per_image(folder):
-    with pytest.raises(ValueError, match="one row per image"):
+    with pytest.raises(ValueError, match=r"model: .*one row per image.*got shape \(\) for a batch of 5"):
         image_features(folder, lambda x: x.mean(), device="cpu", progress=False)
+    with pytest.raises(ValueError, match="model: .*one row per image.*got 'nothing' for a batch of 5"):
+        image_features(folder, lambda x: "nothing", device="cpu", progress=False)
     with pytest.raises(ValueError, match="one row per image"):
         image_features(folder, lambda x: x[:1].mean(dim=(1, 2, 3)), device="cpu", progress=False,
                        batch_size=2)
