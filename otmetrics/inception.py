@@ -27,8 +27,10 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -36,6 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ._array import describe
+from ._warnings import OTMetricsWarning
 
 __all__ = [
     "FIDInceptionV3",
@@ -53,6 +58,7 @@ __all__ = [
     "check_inception_layout",
     "resize_bilinear_tf1",
     "sha256_file",
+    "WeightsNotFoundError",
 ]
 
 #: pytorch-fid's release of the converted TensorFlow FID graph (the address everyone downloads).
@@ -273,12 +279,21 @@ class FIDInceptionV3(nn.Module):
         norm uses the stored statistics.
     tf32 : bool, default False
         On CUDA, torch lets cuDNN run float32 convolutions in TF32 (10-bit mantissa) by default,
-        which moves the features by about 1e-3 relative and FID values with them. The forward
-        pass turns that off unless ``tf32=True`` (faster on Ampere and later GPUs, less exact).
+        which moves the features by about 1e-3 relative and FID values with them; TF32 matmuls
+        (``torch.set_float32_matmul_precision("high")``) and, on the CPU, oneDNN's TF32/bf16
+        modes (``"medium"``, ``torch.backends.mkldnn.*.fp32_precision``) do the same. With
+        ``tf32=False`` a float32 forward pass runs its convolutions and the ``fc`` matmul in full
+        IEEE float32 whatever those settings say, and restores them afterwards (also when it
+        raises); ``tf32=True`` leaves them as they are (faster on Ampere and later GPUs, less
+        exact). The settings are process-wide in torch: concurrent forward passes of this class
+        in several threads are safe (the first switches them, the last restores them), but
+        other code running meanwhile also computes in full float32, and a change another thread
+        makes to these settings during a forward pass is undone when it ends.
     channels_last : bool, default True
         Keep the convolution weights and the input in the channels-last memory layout, which
         oneDNN's CPU convolutions run 1.2-1.6x faster here (see docs/benchmarks.md); the values
-        differ from the NCHW layout only by the summation order (about 1e-6 relative).
+        differ from the NCHW layout only by the summation order (largest difference about 1e-6
+        of the largest feature value).
 
     Notes
     -----
@@ -418,7 +433,7 @@ class FIDInceptionV3(nn.Module):
         x = self.preprocess(images)
         if self.Conv2d_1a_3x3.conv.weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
-        with _cudnn_tf32(allowed=self.tf32 or x.device.type != "cuda"):
+        with _full_float32(x.device.type, enabled=not self.tf32 and x.dtype == torch.float32):
             found = self._features(x, set(names if isinstance(names, tuple) else (names,)))
         if is_numpy:
             found = {k: v.detach().cpu().numpy().astype(np.float64) for k, v in found.items()}
@@ -472,17 +487,111 @@ def _canonical(value: torch.Tensor, layout) -> torch.Tensor:
     return value if value.stride() == strides else value.clone(memory_format=layout)
 
 
+# ----------------------------------------------------------------------------------------------
+# Full float32 precision during the forward pass (the ``tf32`` policy)
+# ----------------------------------------------------------------------------------------------
+class _PrecisionSetting:
+    """One process-wide torch setting that may lower the precision of float32 convolutions or
+    matmuls on a device (TF32 on CUDA, TF32/bf16 in oneDNN on the CPU): how to read it, write it,
+    whether a value means full IEEE float32, and the value that does."""
+
+    def __init__(self, name, read, write, exact_values, exact):
+        self.name, self.read, self.write = name, read, write
+        self.exact_values, self.exact = exact_values, exact
+
+    def is_exact(self, value) -> bool:
+        return value in self.exact_values
+
+
+def _fp32_precision_setting(name: str, holder) -> _PrecisionSetting:
+    # torch >= 2.9: per backend and operation; "none" inherits from the parent ("generic"
+    # at the top), whose default is IEEE. The getter returns the inherited value.
+    return _PrecisionSetting(name, lambda: holder.fp32_precision,
+                             lambda value: setattr(holder, "fp32_precision", value), ("ieee", "none"), "ieee")
+
+
+def _precision_settings(device_type: str) -> list[_PrecisionSetting]:
+    """The settings that govern the float32 convolutions and matmuls of a forward pass on
+    ``device_type``.
+
+    On torch >= 2.9 only the per-operation ``fp32_precision`` settings are read and written: their
+    getters never raise, whereas the legacy getters (``torch.backends.cudnn.allow_tf32``,
+    ``torch.get_float32_matmul_precision()``) raise once a program has mixed the two APIs
+    inconsistently. Restoring the exact previous values keeps the legacy getters working.
+    """
+    backends = torch.backends
+    if hasattr(backends.cudnn, "conv") and hasattr(backends.mkldnn, "matmul"):  # torch >= 2.9
+        holders = {"cuda": (("cudnn.conv", backends.cudnn.conv), ("cuda.matmul", backends.cuda.matmul)),
+                   "cpu": (("mkldnn.conv", backends.mkldnn.conv), ("mkldnn.matmul", backends.mkldnn.matmul))}
+        return [_fp32_precision_setting(name, holder) for name, holder in holders.get(device_type, ())]
+    settings = []
+    if device_type == "cuda":  # torch < 2.9: cuDNN's flag, and the float32 matmul precision
+        settings.append(_PrecisionSetting(
+            "cudnn.allow_tf32", lambda: backends.cudnn.allow_tf32,
+            lambda value: setattr(backends.cudnn, "allow_tf32", value), (False,), False))
+    if device_type in ("cuda", "cpu"):
+        settings.append(_PrecisionSetting(
+            "float32_matmul_precision", torch.get_float32_matmul_precision,
+            torch.set_float32_matmul_precision, ("highest",), "highest"))
+    return settings
+
+
+_PRECISION_LOCK = threading.Lock()
+#: Per setting name: [forward passes inside _full_float32 that rely on it, the value to restore
+#: when the last of them leaves (None: it was exact already, nothing to restore)].
+_PRECISION_STATE: dict[str, list] = {}
+
+
+def _acquire_precision(settings) -> None:
+    acquired = []
+    try:
+        for setting in settings:
+            state = _PRECISION_STATE.setdefault(setting.name, [0, None])
+            if state[0] == 0:
+                previous = setting.read()
+                if setting.is_exact(previous):
+                    state[1] = None
+                else:
+                    setting.write(setting.exact)
+                    state[1] = (previous,)
+            state[0] += 1
+            acquired.append(setting)
+    except BaseException:
+        _release_precision(acquired)
+        raise
+
+
+def _release_precision(settings) -> None:
+    for setting in reversed(settings):
+        state = _PRECISION_STATE[setting.name]
+        state[0] -= 1
+        if state[0] == 0 and state[1] is not None:
+            (previous,), state[1] = state[1], None
+            setting.write(previous)
+
+
 @contextlib.contextmanager
-def _cudnn_tf32(allowed: bool):
-    if allowed:
+def _full_float32(device_type: str, enabled: bool = True):
+    """Run the body with full IEEE float32 convolutions and matmuls on ``device_type``.
+
+    torch's precision settings are process-wide. Each one is switched by the first forward pass
+    that enters and restored by the last one that leaves (a reference count under a lock), so
+    that forward passes in several threads neither restore a setting under each other's feet nor
+    leave it changed; a setting that is exact already is not written at all. What cannot be
+    avoided with process-wide settings: other code running meanwhile computes in full precision
+    too, and a change another thread makes to these settings meanwhile is undone on exit.
+    """
+    if not enabled:
         yield
         return
-    previous = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
+    settings = _precision_settings(device_type)
+    with _PRECISION_LOCK:
+        _acquire_precision(settings)
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32 = previous
+        with _PRECISION_LOCK:
+            _release_precision(settings)
 
 
 def _spatial_mean(x):
@@ -583,7 +692,8 @@ def resize_bilinear_tf1(images: torch.Tensor, size) -> torch.Tensor:
     tensor([[[[ 0.,  5., 10., 10.]]]])
     """
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
-        raise ValueError(f"images: expected a floating tensor (N, C, H, W), got {_describe(images)}")
+        dtype = f", dtype {images.dtype}" if isinstance(images, torch.Tensor) else ""
+        raise ValueError(f"images: expected a floating tensor (N, C, H, W), got {describe(images)}{dtype}")
     if (not isinstance(size, Sequence) or len(size) != 2
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
         raise ValueError(f"size: expected two positive integers (height, width), got {size!r}")
@@ -618,7 +728,32 @@ def check_inception_layout(state_dict: Mapping, source: str = "weights", *,
     """Raise ``ValueError`` unless ``state_dict`` has the keys and shapes of the FID weight file.
 
     ``num_batches_tracked`` entries are optional (the file has none; torchvision-style saves do).
-    With ``check_values``, every entry must also hold finite floating values.
+
+    Parameters
+    ----------
+    state_dict : Mapping
+        Names to tensors, as ``torch.load`` returns them.
+    source : str, default "weights"
+        What the message calls the weights (the argument's name, or the file).
+    check_values : bool, default True
+        Also require every entry to hold finite floating values (one pass over the 95 MB).
+
+    Raises
+    ------
+    ValueError
+        Not a mapping; missing, unexpected or wrongly shaped entries (the first three of each
+        are named); non-floating or non-finite values.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = FIDInceptionV3(pretrained=False)  # random weights in the FID layout
+    >>> check_inception_layout(net.state_dict())  # returns None: the layout is right
+    >>> state = {k: v for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    >>> check_inception_layout(state, "my_weights.pth")
+    Traceback (most recent call last):
+    ...
+    ValueError: my_weights.pth: not the FID InceptionV3 layout (...): 2 missing key(s), e.g. fc.weight, ...
     """
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{source}: expected a state dict (a mapping of names to tensors), "
@@ -676,7 +811,44 @@ def _read_state_dict(path: Path) -> Mapping:
 
 
 def load_inception_state_dict(weights=None, *, download: bool = True, progress: bool = True) -> Mapping:
-    """Find, read and check the FID weights; return the state dict (tensors on the CPU)."""
+    """Find, read and check the FID weights; return the state dict (tensors on the CPU).
+
+    Parameters
+    ----------
+    weights : str or os.PathLike, optional
+        A weight file; default: found as :func:`resolve_inception_weights` does (environment
+        variable, caches, checksum-verified download).
+    download : bool, default True
+        Allow the download when nothing is found.
+    progress : bool, default True
+        A progress bar during a download.
+
+    Returns
+    -------
+    Mapping
+        The state dict, read with ``torch.load(..., weights_only=True)`` (no code is unpickled),
+        with the keys and shapes of the FID weight file and finite floating values.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        No such file, or nothing found with ``download=False`` (a ``ValueError``).
+    ValueError
+        The file is not a torch state dict, or not in the FID layout (see
+        :func:`check_inception_layout`).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = Path(folder.name) / "weights.pth"
+    >>> torch.save(FIDInceptionV3(pretrained=False).state_dict(), path)  # generated, 95 MB
+    >>> state = load_inception_state_dict(path)
+    >>> tuple(state["fc.weight"].shape), state["fc.weight"].dtype
+    ((1008, 2048), torch.float32)
+    >>> folder.cleanup()
+    """
     path = resolve_inception_weights(weights, download=download, progress=progress)
     state = _read_state_dict(path)
     check_inception_layout(state, f"weights file '{path}'")
@@ -684,7 +856,19 @@ def load_inception_state_dict(weights=None, *, download: bool = True, progress: 
 
 
 def sha256_file(path, chunk_size: int = 1 << 20) -> str:
-    """The hexadecimal SHA-256 digest of a file, read in chunks."""
+    """The hexadecimal SHA-256 digest of a file, read in chunks of ``chunk_size`` bytes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = Path(folder.name) / "abc.txt"
+    >>> _ = path.write_bytes(b"abc")
+    >>> sha256_file(path)
+    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
+    >>> folder.cleanup()
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
@@ -693,7 +877,21 @@ def sha256_file(path, chunk_size: int = 1 << 20) -> str:
 
 
 def inception_cache_dir() -> Path:
-    """``$OTMETRICS_CACHE_DIR``, else ``$XDG_CACHE_HOME/otmetrics``, else ``~/.cache/otmetrics``."""
+    """Where otmetrics keeps the FID weights: ``$OTMETRICS_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/otmetrics``, else ``~/.cache/otmetrics`` (read at each call; the folder
+    is not created).
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"OTMETRICS_CACHE_DIR": "/data/cache"}):
+    ...     inception_cache_dir().as_posix()
+    '/data/cache'
+    >>> with mock.patch.dict(os.environ, {"OTMETRICS_CACHE_DIR": "", "XDG_CACHE_HOME": "/xdg"}):
+    ...     inception_cache_dir().as_posix()
+    '/xdg/otmetrics'
+    """
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
@@ -749,11 +947,48 @@ def download_inception_weights(url: str | None = None, *, cache_dir=None, sha256
         (``name-<hex>.ext``, the torch hub convention).
     filename : str
         The name of the file in the cache.
+    progress : bool, default True
+        A progress bar on stderr.
+    timeout : float, default 60
+        Seconds to wait for the server.
+
+    Returns
+    -------
+    pathlib.Path
+        ``cache_dir / filename``, verified.
 
     Raises
     ------
     RuntimeError
         The download failed, or the digest differs (the partial file is deleted).
+    ValueError
+        No ``sha256`` given and none can be inferred from the address.
+
+    Examples
+    --------
+    Any address ``urllib`` opens works, e.g. a mirror on a shared drive (here a small stand-in
+    file, so that the example runs offline):
+
+    >>> import hashlib, tempfile
+    >>> from pathlib import Path
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> mirror = Path(folder.name) / "mirror" / "weights.pth"
+    >>> mirror.parent.mkdir()
+    >>> _ = mirror.write_bytes(b"stand-in for the 95 MB file")
+    >>> digest = hashlib.sha256(mirror.read_bytes()).hexdigest()
+    >>> cache = Path(folder.name) / "cache"
+    >>> path = download_inception_weights(mirror.as_uri(), cache_dir=cache, sha256=digest,
+    ...                                   filename="weights.pth", progress=False)
+    >>> path == cache / "weights.pth", path.read_bytes() == mirror.read_bytes()
+    (True, True)
+    >>> download_inception_weights(mirror.as_uri(), cache_dir=cache, sha256="0" * 64,
+    ...                            filename="weights.pth", progress=False)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: checksum mismatch for the download from file://...; the file was discarded (...)
+    >>> sorted(p.name for p in cache.iterdir())  # nothing partial left behind
+    ['weights.pth']
+    >>> folder.cleanup()
     """
     url = url or os.environ.get(URL_ENV) or FID_WEIGHTS_URL
     expected = _expected_digest(url, sha256)
@@ -804,48 +1039,107 @@ def resolve_inception_weights(weights=None, *, download: bool = True, progress: 
     weights : str or os.PathLike, optional
         An explicit file: used as is (its layout is checked when loaded, not its hash, so that
         converted copies, e.g. in float64, work).
-    download : bool
+    download : bool, default True
         Allow the download when nothing is found.
+    progress : bool, default True
+        A progress bar during a download.
+
+    Returns
+    -------
+    pathlib.Path
 
     Raises
     ------
-    FileNotFoundError
+    WeightsNotFoundError
         An explicit path (argument or ``$OTMETRICS_INCEPTION_WEIGHTS``) does not exist, or nothing
-        was found and downloading is off; the message says how to get the file.
+        was found and downloading is off; the message says how to get the file. It is a
+        ``ValueError`` and a ``FileNotFoundError``.
     RuntimeError
-        A cached copy or a download fails the SHA-256 check, or the download fails.
+        Copies were found in the caches but none passes the SHA-256 check (each one is named);
+        a download fails or fails the check.
+
+    Warns
+    -----
+    OTMetricsWarning
+        A cached copy failed the SHA-256 check and a later one passed it (the bad copy is named).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = Path(folder.name) / "my-weights.pth"
+    >>> _ = path.write_bytes(b"...")  # an explicit file is returned as is; loading checks its layout
+    >>> resolve_inception_weights(path) == path
+    True
+    >>> resolve_inception_weights(path.with_name("missing.pth"))
+    Traceback (most recent call last):
+    ...
+    otmetrics.inception.WeightsNotFoundError: weights: no such file '...missing.pth'
+    >>> folder.cleanup()
     """
     if weights is not None:
         if not isinstance(weights, (str, os.PathLike)):
             raise ValueError(f"weights: expected a path or a state dict, got {_describe_weights(weights)}")
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"weights: no such file '{path}'")
+            raise WeightsNotFoundError(f"weights: no such file '{path}'")
         return path
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"{WEIGHTS_ENV}: no such file '{path}'")
+            raise WeightsNotFoundError(f"{WEIGHTS_ENV}: no such file '{path}'")
         return path
-    for candidate in _cached_candidates():
-        if candidate.is_file():
-            actual = sha256_file(candidate)
-            if actual != FID_WEIGHTS_SHA256:
-                raise RuntimeError(f"the cached FID weights '{candidate}' fail the SHA-256 check "
-                                   f"({actual}, expected {FID_WEIGHTS_SHA256}); delete the file and retry")
-            return candidate
+    cached = _verified_cached_copy()
+    if cached is not None:
+        return cached
     if not download:
-        raise FileNotFoundError("FID Inception weights not found (no weights argument, "
-                                f"{WEIGHTS_ENV} unset, nothing in the caches) and download=False; "
-                                + _how_to_get())
+        raise WeightsNotFoundError(f"weights: not given, {WEIGHTS_ENV} unset and no FID Inception weights in "
+                                   "the caches, and download=False; " + _how_to_get())
     return download_inception_weights(progress=progress)
+
+
+def _verified_cached_copy() -> Path | None:
+    """The first cached copy whose SHA-256 is the FID file's; ``None`` when there is no copy.
+
+    A copy that fails the check is skipped with a warning when a later one passes; when copies
+    exist and none passes, the error names each one with its digest.
+    """
+    rejected = []
+    for candidate in _cached_candidates():
+        if not candidate.is_file():
+            continue
+        actual = sha256_file(candidate)
+        if actual == FID_WEIGHTS_SHA256:
+            for path, digest in rejected:
+                warnings.warn(f"the cached FID weights '{path}' fail the SHA-256 check ({digest}, expected "
+                              f"{FID_WEIGHTS_SHA256}); using '{candidate}' instead. Delete the bad copy.",
+                              OTMetricsWarning, stacklevel=4)
+            return candidate
+        rejected.append((candidate, actual))
+    if rejected:
+        copies = "; ".join(f"'{path}' has SHA-256 {digest}" for path, digest in rejected)
+        raise RuntimeError(f"no cached copy of the FID weights passes the SHA-256 check (expected "
+                           f"{FID_WEIGHTS_SHA256}): {copies}; delete these files and retry, or pass "
+                           "weights=PATH")
+    return None
+
+
+class WeightsNotFoundError(ValueError, FileNotFoundError):
+    """The FID weight file is not where an argument or ``$OTMETRICS_INCEPTION_WEIGHTS`` says, or
+    nowhere to be found with downloading off.
+
+    A ``ValueError`` whose message starts with the argument's name, as every bad input in
+    otmetrics, and a ``FileNotFoundError``, so that ``except FileNotFoundError`` (or ``OSError``)
+    keeps working.
+
+    Examples
+    --------
+    >>> issubclass(WeightsNotFoundError, ValueError), issubclass(WeightsNotFoundError, FileNotFoundError)
+    (True, True)
+    """
 
 
 def _describe_weights(weights) -> str:
     return repr(weights) if isinstance(weights, (str, os.PathLike)) else type(weights).__name__
-
-
-def _describe(x) -> str:
-    shape = getattr(x, "shape", None)
-    return f"shape {tuple(shape)}, dtype {getattr(x, 'dtype', '?')}" if shape is not None else repr(x)
