@@ -43,7 +43,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``otmetrics`` command."""
+    """The argument parser of the ``otmetrics`` command.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["kid", "real.npy", "fake.npy", "--subsets", "10"])
+    >>> args.command, args.paths, args.subsets, args.subset_size
+    ('kid', ['real.npy', 'fake.npy'], 10, 1000)
+    """
     parser = _Parser(prog=_PROG, description="Generative-model metrics of image folders (FID, KID, "
                      "Inception Score) with the FID InceptionV3, and the otmetrics demo.")
     from . import __version__
@@ -145,7 +152,40 @@ def _load_features(path: str):
         raise ValueError(f"path: could not read '{p}' as a .npy array ({exc})") from None
     if array.ndim != 2:
         raise ValueError(f"path: '{p}' must hold an (N, d) feature array, got shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"path: '{p}' must hold real numbers, got dtype {array.dtype}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"path: '{p}' holds no features, got shape {array.shape}")
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        raise ValueError(f"path: '{p}' holds non-finite features (NaN or infinity) in {int(bad.sum())} "
+                         f"row(s), the first is row {int(np.argmax(bad))}")
     return array
+
+
+def _feature_dim(path: str, dims: int):
+    """The dimension of the features an input gives, known before any image is processed
+    (``None`` when the file cannot be read: loading it reports why)."""
+    import numpy as np
+
+    kind = _kind(path)
+    if kind == "images":
+        return dims
+    try:
+        if kind == "features":
+            shape = np.load(Path(path).expanduser(), mmap_mode="r", allow_pickle=False).shape
+            return shape[1] if len(shape) == 2 else None
+        with np.load(Path(path).expanduser(), allow_pickle=False) as data:
+            shape = np.shape(data["mu"])
+        return shape[0] if len(shape) == 1 else None
+    except Exception:
+        return None
+
+
+def _check_same_dims(paths, dims) -> None:
+    if None not in dims and dims[0] != dims[1]:
+        raise ValueError(f"paths: the inputs have features of different dimensions: {dims[0]} in "
+                         f"'{paths[0]}' and {dims[1]} in '{paths[1]}'")
 
 
 class _Extractor:
@@ -174,10 +214,10 @@ def _check_input(path: str, *, features: bool, logits: bool):
     if kind == "images":
         list_images(path)
     elif kind == "stats" and (features or logits):
-        raise _UsageError(f"'{path}' is a statistics file (mean and covariance only); KID and the "
+        raise _UsageError(f"path: '{path}' is a statistics file (mean and covariance only); KID and the "
                           "Inception Score need an image folder" + ("" if logits else " or a features .npy"))
     elif kind == "features" and logits:
-        raise _UsageError(f"'{path}': the Inception Score needs an image folder")
+        raise _UsageError(f"path: '{path}' is a features file; the Inception Score needs an image folder")
     elif not Path(path).expanduser().is_file():
         raise ValueError(f"path: no such file '{path}'")
 
@@ -259,14 +299,16 @@ def _evaluate(args) -> dict:
     want_fid, want_kid, want_is = ("fid" in args.metrics, "kid" in args.metrics, "is" in args.metrics)
     for i, path in enumerate(args.paths):  # every input is checked before any image is processed
         _check_input(path, features=want_kid, logits=want_is and i == 0)
+    if want_fid or want_kid:
+        _check_same_dims(args.paths, [_feature_dim(path, args.dims) for path in args.paths])
     inputs = [_collect(args, extractor, path, stats=want_fid, features=want_kid, logits=want_is and i == 0)
               for i, path in enumerate(args.paths)]
+    if want_fid or want_kid:
+        _check_same_dims(args.paths, [data["stats"].dim if "stats" in data else data["features"].shape[1]
+                                      for data in inputs])
     result = {}
     if want_fid:
         first, second = inputs[0]["stats"], inputs[1]["stats"]
-        if first.dim != second.dim:
-            raise ValueError(f"the two inputs have features of different dimensions: {first.dim} and "
-                             f"{second.dim}")
         result["fid"] = float(frechet_distance(first.mean, first.cov, second.mean, second.cov))
     if want_kid:
         mean, std = kid(inputs[0]["features"], inputs[1]["features"], subsets=args.subsets,
@@ -311,7 +353,24 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
-    """Run the ``otmetrics`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the ``otmetrics`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    The result goes to stdout; an error is one line on stderr, with status 1 (2 for a usage
+    error); ``OTMETRICS_DEBUG=1`` raises it instead, with its traceback.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> a, b = Path(folder.name) / "a.npz", Path(folder.name) / "b.npz"
+    >>> np.savez(a, mu=np.zeros(2), sigma=np.eye(2))  # pytorch-fid's statistics format
+    >>> np.savez(b, mu=np.array([3.0, 4.0]), sigma=np.eye(2))
+    >>> main(["fid", str(a), str(b)])  # |mu_a - mu_b|^2 with equal covariances
+    fid: 25
+    0
+    >>> folder.cleanup()
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if argv[:1] == ["demo"]:  # everything after "demo" belongs to the demo, options included

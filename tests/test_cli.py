@@ -187,7 +187,7 @@ def test_missing_empty_and_unreadable_inputs(capsys, data, tmp_path):
     bad.mkdir()
     (bad / "broken.jpg").write_bytes(b"not a jpeg")
     status, _, err = run(capsys, "is", bad, "--weights", data.weights, "--no-progress", "--device", "cpu")
-    assert_one_line_error(status, err, 1, "could not read image", "broken.jpg")
+    assert_one_line_error(status, err, 1, "source: could not read image", "broken.jpg")
 
 
 def test_weight_problems(capsys, data, tmp_path):
@@ -215,22 +215,45 @@ def test_usage_errors(capsys, data, tmp_path):
     stats = tmp_path / "s.npz"
     np.savez(stats, mu=np.zeros(3), sigma=np.eye(3))
     status, _, err = run(capsys, "kid", stats, data.real)
-    assert_one_line_error(status, err, 2, "statistics file", "KID")
+    assert_one_line_error(status, err, 2, f"path: '{stats}' is a statistics file", "KID")
+    np.save(tmp_path / "f.npy", np.ones((3, 2048)))
+    status, _, err = run(capsys, "is", tmp_path / "f.npy")
+    assert_one_line_error(status, err, 2, "path: ", "f.npy' is a features file", "Inception Score")
 
 
 def test_bad_feature_files(capsys, tmp_path):
-    np.save(tmp_path / "five.npy", np.ones((4, 5)) + np.arange(5) * np.arange(4)[:, None])
-    np.save(tmp_path / "six.npy", np.ones((4, 6)) + np.arange(6) * np.arange(4)[:, None])
-    status, _, err = run(capsys, "fid", tmp_path / "five.npy", tmp_path / "six.npy")
-    assert_one_line_error(status, err, 1, "different dimensions", "5", "6")
+    five, six = tmp_path / "five.npy", tmp_path / "six.npy"
+    np.save(five, np.ones((4, 5)) + np.arange(5) * np.arange(4)[:, None])
+    np.save(six, np.ones((4, 6)) + np.arange(6) * np.arange(4)[:, None])
+    fid_and_kid = (("fid",), ("kid", "--subset-size", 2))
+    for command, *options in fid_and_kid:
+        status, _, err = run(capsys, command, five, six, *options)
+        assert_one_line_error(status, err, 1, "paths: the inputs have features of different dimensions: "
+                              f"5 in '{five}' and 6 in '{six}'")
+    # the second input is an image folder (2048 features by default): found before any image is read
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes(b"not decoded: the dimensions differ first")
+    status, _, err = run(capsys, "fid", five, folder)
+    assert_one_line_error(status, err, 1, f"5 in '{five}' and 2048 in '{folder}'")
     nan = np.ones((4, 5))
     nan[2, 1] = np.nan
+    nan[3, 0] = np.inf
     np.save(tmp_path / "nan.npy", nan)
-    status, _, err = run(capsys, "kid", tmp_path / "nan.npy", tmp_path / "five.npy", "--subset-size", 2)
-    assert_one_line_error(status, err, 1, "finite")
+    for command, *options in fid_and_kid:  # named by the file, not by the library's argument name
+        status, _, err = run(capsys, command, tmp_path / "nan.npy", five, *options)
+        assert_one_line_error(status, err, 1, "path: ", "nan.npy' holds non-finite features",
+                              "(NaN or infinity) in 2 row(s), the first is row 2")
+        assert "batch" not in err
     np.save(tmp_path / "flat.npy", np.ones(5))
-    status, _, err = run(capsys, "fid", tmp_path / "flat.npy", tmp_path / "five.npy")
-    assert_one_line_error(status, err, 1, "(N, d)")
+    status, _, err = run(capsys, "fid", tmp_path / "flat.npy", five)
+    assert_one_line_error(status, err, 1, "path: ", "(N, d)")
+    np.save(tmp_path / "empty.npy", np.ones((0, 5)))
+    status, _, err = run(capsys, "fid", tmp_path / "empty.npy", five)
+    assert_one_line_error(status, err, 1, "path: ", "empty.npy' holds no features")
+    np.save(tmp_path / "complex.npy", np.ones((4, 5), dtype=complex))
+    status, _, err = run(capsys, "fid", tmp_path / "complex.npy", five)
+    assert_one_line_error(status, err, 1, "path: ", "must hold real numbers, got dtype complex128")
 
 
 # ----------------------------------------------------------------------------------------------
