@@ -30,6 +30,9 @@ __all__ = ["main", "ring_of_gaussians", "mode_posterior"]
 N_MODES = 8
 RADIUS = 2.0
 STD = 0.05
+#: The means of the mixture components, ``(8, 2)``: component ``k`` at angle ``2 pi k / 8``.
+CENTRES = RADIUS * np.stack([np.cos(2 * np.pi * np.arange(N_MODES) / N_MODES),
+                             np.sin(2 * np.pi * np.arange(N_MODES) / N_MODES)], 1)
 
 
 def ring_of_gaussians(n: int, rng: np.random.Generator, modes=None) -> np.ndarray:
@@ -39,9 +42,7 @@ def ring_of_gaussians(n: int, rng: np.random.Generator, modes=None) -> np.ndarra
     """
     modes = np.arange(N_MODES) if modes is None else np.asarray(modes)
     k = rng.choice(modes, size=n)
-    angles = 2 * np.pi * k / N_MODES
-    centres = RADIUS * np.stack([np.cos(angles), np.sin(angles)], 1)
-    return centres + STD * rng.normal(size=(n, 2))
+    return CENTRES[k] + STD * rng.normal(size=(n, 2))
 
 
 def mode_posterior(x: np.ndarray) -> np.ndarray:
@@ -51,9 +52,7 @@ def mode_posterior(x: np.ndarray) -> np.ndarray:
     sample clearly belongs to one mode, a uniform marginal over samples means all modes are covered.
     A small floor keeps far-away samples from being assigned with certainty to a mode.
     """
-    angles = 2 * np.pi * np.arange(N_MODES) / N_MODES
-    centres = RADIUS * np.stack([np.cos(angles), np.sin(angles)], 1)
-    sq = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    sq = ((x[:, None, :] - CENTRES[None, :, :]) ** 2).sum(-1)
     logits = -sq / (2 * (4 * STD) ** 2)
     logits -= logits.max(1, keepdims=True)
     p = np.exp(logits)
@@ -273,9 +272,14 @@ def main(argv=None) -> int:
     if args.n < 20:
         parser.error("--n: must be at least 20")
 
-    import torch
+    from otmetrics.critic import torch_threads
 
-    torch.set_num_threads(1)  # small networks and 1000-point problems: threads cost more than they give
+    # small networks and 1000-point problems: threads cost more than they give (restored on return)
+    with torch_threads(1):
+        return _run(args)
+
+
+def _run(args) -> int:
     start = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     train = ring_of_gaussians(4 * args.n, rng)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import warnings
 
 import numpy as np
@@ -31,6 +33,7 @@ from otmetrics.critic import (
     make_critic,
     make_optimizer,
     spectral_norm_bound,
+    torch_threads,
     validate,
 )
 from otmetrics.testing import sample_pairs
@@ -191,8 +194,12 @@ def test_frozen_critic_types_and_shapes():
     t = est.critic(torch.tensor([[0.0], [1.0]], dtype=torch.float32))
     assert torch.is_tensor(t) and t.dtype == torch.float32
     assert est.critic(np.array([0.0, 1.0])).shape == (2,)  # 1-D input for a 1-D critic
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="x: expected points of dimension 1, got 3"):
         est.critic(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="x: coordinates must be finite"):
+        est.critic(np.array([0.0, np.nan]))  # no NaN values out of NaN points
+    with pytest.raises(ValueError, match="x: expected 1 or 2 dimension"):
+        est.critic(np.zeros((2, 1, 1)))
     assert "FrozenCritic(1 -> 16 -> 16 -> 1" in repr(est.critic)
 
 
@@ -233,6 +240,64 @@ def test_dual_lower_bound_weighted_and_worked_example():
         dual_lower_bound(x, y, np.zeros(4))
     with pytest.raises(ValueError, match="values"):
         dual_lower_bound(x, y, [0.0, np.nan, 1.0])
+
+
+def test_dual_lower_bound_normalises_the_weights():
+    """Unnormalised weights are read as the probability measures a / sum(a), b / sum(b)."""
+    x, y = np.array([[0.0], [1.0]]), np.array([[1.0], [2.0]])  # exact W1 = 1 for uniform weights
+    # the reviewer's case: mass 10 against mass 1 once certified 95.5 > W1 = 1
+    bound = dual_lower_bound(x, y, [10.0, 10.0], a=[5.0, 5.0], b=[0.5, 0.5]).value
+    assert bound <= 1.0
+    assert bound == dual_lower_bound(x, y, [10.0, 10.0]).value
+    # masses 3/4, 1/4 against 1/4, 3/4: W1 = 3/4 (on [0, 1)) + 3/4 (on [1, 2)) = 1.5, and the
+    # optimal potential -x certifies it from the unnormalised weights
+    bound = dual_lower_bound(x, y, [0.0, -1.0], a=[30.0, 10.0], b=[7.0, 21.0]).value
+    assert bound <= 1.5 and bound == pytest.approx(1.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(a=[-1.0, 2.0]), "a: weights must be non-negative"),
+    (dict(b=[0.5, -0.5]), "b: weights must be non-negative"),
+    (dict(a=[0.0, 0.0]), "a: total mass must be positive"),
+    (dict(b=[np.nan, 1.0]), "b: weights must be finite"),
+    (dict(a=[np.inf, 1.0]), "a: weights must be finite"),
+    (dict(a=[1.0, 1.0, 1.0]), "a: expected 2 weights"),
+    (dict(b=np.ones((1, 2))), "b: expected 1 dimension"),
+    (dict(a=["x", "y"]), "a: expected numeric values"),
+    (dict(chunk_size=0), "chunk_size"),
+    (dict(y=np.zeros((2, 2))), "y: expected points of dimension 1, got 2"),
+    (dict(x=np.zeros((0, 1))), "x: must not be empty"),
+    (dict(values=np.zeros((2, 1))), "values: expected 1 dimension"),
+    (dict(values=np.zeros(3)), "values: expected 2 values"),
+])
+def test_dual_lower_bound_bad_input(kwargs, match):
+    args = dict(x=np.array([[0.0], [1.0]]), y=np.array([[1.0], [2.0]]), values=np.zeros(2))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        dual_lower_bound(args.pop("x"), args.pop("y"), args.pop("values"), **args)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sample_pairs(max_n=8, min_n=1, dim=st.integers(1, 3)), st.integers(0, 2**31 - 1),
+       st.sampled_from([1e-6, 1.0, 1e6]), st.sampled_from(["x", "y"]))
+def test_any_potential_and_any_weights_give_a_lower_bound(pair, seed, mass, side):
+    """Arbitrary valid weights (any total mass, some zero): the bound stays below the exact value."""
+    x, y = pair
+    rng = np.random.default_rng(seed)
+    a, b = rng.random(len(x)) * mass, rng.random(len(y)) * mass * rng.uniform(0.1, 10)
+    a[rng.random(len(x)) < 0.3] = 0.0
+    b[rng.random(len(y)) < 0.3] = 0.0
+    a[rng.integers(len(x))] += mass  # a positive total
+    b[rng.integers(len(y))] += mass
+    exact = exact_w1(x, y, a, b)
+    values = rng.normal(size=len(x) if side == "x" else len(y)) * rng.choice([1e-2, 1.0, 1e3])
+    bound = dual_lower_bound(x, y, values, a=a, b=b, side=side).value
+    assert bound <= exact + 1e-12 * exact + 1e-300
+    # and the weights are used: the optimal potential of the weighted problem certifies its value
+    pa, pb = a / a.sum(), b / b.sum()
+    cost, log = ot.emd2(pa, pb, distances(x, y), log=True)
+    tight = dual_lower_bound(x, y, log["u"], a=a, b=b).value
+    assert exact - 1e-9 * max(1.0, exact) <= tight <= exact + 1e-12 * exact + 1e-300
 
 
 def test_dual_lower_bound_survives_rounding_at_large_offsets():
@@ -278,6 +343,40 @@ def test_default_critic_reaches_the_exact_value_on_a_translation():
     assert report.exact == pytest.approx(np.linalg.norm(t), rel=1e-9)
     assert report.bound_held
     assert report.certified_ratio >= 0.99 and report.ratio >= 0.99
+    assert report.certified_ratio <= 1 + 1e-12
+
+
+def gaussians_1d(n, rng):
+    return rng.normal(0.0, 1.0, (n, 1)), rng.normal(1.0, 2.0, (n, 1))
+
+
+def parallel_lines(n, rng, theta=1.0):
+    """{0} x U[0, 1] against {theta} x U[0, 1]: W1 = |theta| for the distributions."""
+    return (np.column_stack([np.zeros(n), rng.uniform(size=n)]),
+            np.column_stack([np.full(n, theta), rng.uniform(size=n)]))
+
+
+def ring_vs_gaussian(n, rng):
+    """A ring of 8 Gaussians (radius 2, std 0.1) against N(0, 0.5^2 I): the multimodal pair."""
+    angles = 2 * np.pi * rng.integers(0, 8, n) / 8
+    ring = 2.0 * np.column_stack([np.cos(angles), np.sin(angles)]) + 0.1 * rng.normal(size=(n, 2))
+    return ring, 0.5 * rng.normal(size=(n, 2))
+
+
+@pytest.mark.parametrize("case, threshold", [(gaussians_1d, 0.99), (parallel_lines, 0.99),
+                                             (ring_vs_gaussian, 0.95)])
+def test_default_critic_accuracy_targets(case, threshold):
+    """The issue's targets at n = 500 per side: >= 0.99 of the exact EMD on the simple pairs, >= 0.95
+    on the ring. Asserted on the critic's own value and on what it proves by itself (value / L):
+    the c-transform alone (f = 0) already certifies 0.9995 of the parallel lines and 0.96 of the
+    ring, so ``certified`` would pass with any critic. 150 of the default 500 steps (1.5-2.5 CPU s
+    each); the benchmark runs the full default."""
+    x, y = case(500, np.random.default_rng(0))
+    report = validate(x, y, steps=150)
+    est = report.estimate
+    assert report.bound_held and est.converged and est.method == "groupsort"
+    assert report.ratio >= threshold
+    assert est.certified_lipschitz / report.exact >= threshold
     assert report.certified_ratio <= 1 + 1e-12
 
 
@@ -364,6 +463,44 @@ def test_convergence_warning_on_a_short_run():
     assert est.certified <= exact_w1(x, y) + 1e-12
 
 
+def test_torch_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    with torch_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with torch_threads(3):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before  # restored on an exception too
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="num_threads"):
+            with torch_threads(bad):
+                pass
+
+
+def test_demo_restores_the_thread_count(monkeypatch):
+    """otmetrics.demo.main runs on one thread and gives the caller its setting back (also on errors)."""
+    from otmetrics import demo
+
+    seen = []
+
+    def run(args):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(demo, "_run", run)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="stop"):
+            demo.main(["--quick"])
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_num_threads_is_restored():
     before = torch.get_num_threads()
     quiet(estimate_w1, np.arange(4.0), np.arange(4.0) + 1, num_threads=2, steps=1, depth=0, certify=False)
@@ -417,6 +554,51 @@ def test_validate_fields_and_identical_samples():
         validate(x, x, estimate=1.0)
 
 
+def test_bound_held_is_relative_in_every_unit():
+    """A certified value 500 times the exact one must not 'hold' because the data are in 1e-12 units."""
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(40, 2)) * 1e-12
+    y = x + np.array([0.6e-12, 0.8e-12])  # exact W1 = 1e-12
+    est = quiet(estimate_w1, x, y, **FAST)
+    report = validate(x, y, estimate=est)
+    assert report.exact == pytest.approx(1e-12, rel=1e-9) and report.bound_held
+    fake = dataclasses.replace(est, certified=5e-10)
+    assert not validate(x, y, estimate=fake).bound_held
+    above = dataclasses.replace(est, certified=report.exact * (1 + 1e-6))
+    assert not validate(x, y, estimate=above).bound_held
+    # exact == 0: only a certified value of 0 holds
+    same = quiet(estimate_w1, x, x[::-1].copy(), **FAST)
+    zero = validate(x, x[::-1].copy(), estimate=same)
+    assert zero.exact == 0.0 and zero.bound_held and same.certified == 0.0
+    assert not validate(x, x[::-1].copy(), estimate=dataclasses.replace(same, certified=1e-300)).bound_held
+
+
+def test_validate_checks_the_weights_and_refuses_an_estimate_of_other_samples():
+    rng = np.random.default_rng(13)
+    x, y = rng.normal(size=(30, 2)), rng.normal(size=(20, 2)) + 1.0
+    a = rng.random(30)
+    est = quiet(estimate_w1, x, y, a=a, **FAST)
+    # the same measures: permuted samples, rescaled weights
+    order = rng.permutation(30)
+    same = validate(x[order], y[::-1], a=3.0 * a[order], estimate=est)
+    assert same.exact == pytest.approx(exact_w1(x, y, a), rel=1e-9) and same.bound_held
+    with pytest.raises(ValueError, match="a: weights must be non-negative"):
+        validate(x, y, a=-a, estimate=est)
+    with pytest.raises(ValueError, match="b: expected 20 weights"):
+        validate(x, y, a=a, b=np.ones(3), estimate=est)
+    with pytest.raises(ValueError, match="a: total mass must be positive"):
+        validate(x, y, a=np.zeros(30), estimate=est)
+    with pytest.raises(ValueError, match="estimate: its value"):
+        validate(x, y, estimate=est)  # uniform weights: another measure
+    with pytest.raises(ValueError, match="estimate: its value"):
+        validate(x + 0.5, y, a=a, estimate=est)  # other samples of the same sizes
+    with pytest.raises(ValueError, match="estimate: computed on 30 and 20 samples, got 29 and 20"):
+        validate(x[1:], y, a=a[1:], estimate=est)
+    with pytest.raises(ValueError, match="estimate: its critic takes points of dimension 2"):
+        validate(x[:, :1], y[:, :1], a=a, estimate=est)
+    assert est.n_samples == (30, 20)
+
+
 def test_validate_uses_the_package_exact_solver():
     rng = np.random.default_rng(11)
     x, y = rng.normal(size=(25, 3)), rng.normal(size=(35, 3))
@@ -428,6 +610,40 @@ def test_validate_uses_the_package_exact_solver():
 # ----------------------------------------------------------------------------------------------
 # Building blocks of a WGAN loop
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("call, match", [
+    (lambda: make_optimizer("gp", [torch.zeros(1, requires_grad=True)], lr=-1.0), "lr"),
+    (lambda: clip_weights_(make_critic("gp", 2), -0.1), "clip_value"),
+    (lambda: critic_loss(make_critic("gp", 2), torch.zeros(2, 2), torch.ones(2, 2), gp_weight=-1.0),
+     "gp_weight"),
+    (lambda: group_sort(torch.zeros(1, 4), 0), "group_size"),
+    (lambda: make_critic("gp", 0), "dim"),
+    (lambda: make_critic("gp", 2.0), "dim"),
+    (lambda: make_critic("groupsort", 2, depth=-1), "depth"),
+    (lambda: make_critic("groupsort", 2, group_size=0), "group_size"),
+])
+def test_building_blocks_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_public_names_are_documented():
+    """numpydoc sections of the public API (the examples themselves run under --doctest-modules)."""
+    import otmetrics.critic as critic
+
+    for name in critic.__all__:
+        if name == "METHODS":
+            continue
+        doc = inspect.getdoc(getattr(critic, name)) or ""
+        assert "Examples\n--------" in doc, name
+    for name in ("make_optimizer", "critic_loss", "clip_weights_", "lipschitz_bound", "group_sort",
+                 "dual_lower_bound", "estimate_w1", "torch_threads"):
+        doc = inspect.getdoc(getattr(critic, name))
+        for section in ("Parameters", "Notes"):
+            assert f"{section}\n----" in doc, (name, section)
+    for name in ("make_optimizer", "critic_loss", "clip_weights_", "lipschitz_bound", "group_sort"):
+        assert "References\n----" in inspect.getdoc(getattr(critic, name)), name
+
+
 def test_clip_weights_and_optimizers():
     net = make_critic("clipping", 2, seed=0)
     assert max(float(p.detach().abs().max()) for p in net.parameters()) <= METHODS["clipping"].clip_value

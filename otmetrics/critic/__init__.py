@@ -13,7 +13,8 @@ returns a :class:`CriticEstimate`: the dual objective, a proven Lipschitz bound 
 
 The building blocks of a WGAN training loop are public too: :func:`make_critic`,
 :func:`make_optimizer`, :func:`critic_loss`, :func:`gradient_penalty`, :func:`clip_weights_` and the
-method defaults :data:`METHODS` (see ``examples/wgan_mixture.py``).
+method defaults :data:`METHODS` (see ``examples/wgan_mixture.py``); :func:`torch_threads` sets
+torch's CPU thread count for a block and restores it.
 
 ``import otmetrics.critic`` imports torch.
 """
@@ -21,6 +22,7 @@ method defaults :data:`METHODS` (see ``examples/wgan_mixture.py``).
 from .bounds import DualBound, FrozenCritic, dual_lower_bound, lipschitz_bound, spectral_norm_bound
 from .estimate import CriticEstimate, CriticHistory, CriticValidation, estimate_w1, validate
 from .networks import GroupSortCritic, MLPCritic, bjorck_orthonormalize, group_sort
+from .threads import torch_threads
 from .training import (
     METHODS,
     MethodConfig,
@@ -53,4 +55,5 @@ __all__ = [
     "critic_loss",
     "gradient_penalty",
     "clip_weights_",
+    "torch_threads",
 ]

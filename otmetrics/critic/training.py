@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._array import validate_positive
 from .networks import GroupSortCritic, MLPCritic
 
 __all__ = ["MethodConfig", "METHODS", "make_critic", "make_optimizer", "clip_weights_", "gradient_penalty",
@@ -49,6 +50,15 @@ class MethodConfig:
         Gradient-penalty weight ``lambda``.
     cosine_schedule : bool
         Anneal the learning rate to 0 along a cosine over the ``steps``.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> cfg = METHODS["gp"]
+    >>> cfg.optimizer, cfg.lr, cfg.betas, cfg.gp_weight, cfg.n_critic
+    ('adam', 0.0001, (0.0, 0.9), 10.0, 5)
+    >>> replace(cfg, lr=1e-3).lr   # frozen: derive a variant instead of editing the defaults
+    0.001
     """
 
     name: str
@@ -111,14 +121,10 @@ def make_critic(method: str, dim: int, *, width: int = 64, depth: int = 3, group
     torch.Size([3])
     """
     cfg = _config(method)
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim: must be a positive integer, got {dim!r}")
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width: must be a positive integer, got {width!r}")
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise ValueError(f"depth: must be a non-negative integer, got {depth!r}")
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-        raise ValueError(f"group_size: must be a positive integer, got {group_size!r}")
+    dim = int(validate_positive(dim, "dim", integer=True))
+    width = int(validate_positive(width, "width", integer=True))
+    depth = int(validate_positive(depth, "depth", allow_zero=True, integer=True))
+    group_size = int(validate_positive(group_size, "group_size", integer=True))
     if cfg.network == "groupsort" and depth > 0 and width % group_size:
         raise ValueError(f"group_size: must divide width={width}, got {group_size}")
 
@@ -141,14 +147,43 @@ def make_critic(method: str, dim: int, *, width: int = 64, depth: int = 3, group
 def make_optimizer(method: str, parameters, *, lr: float | None = None) -> torch.optim.Optimizer:
     """The optimizer of ``method`` with its defaults (``lr`` overrides the learning rate).
 
+    Parameters
+    ----------
+    method : {"groupsort", "clipping", "gp"}
+    parameters : iterable of tensors or of parameter groups
+        What the optimizer updates (``net.parameters()``), as for any ``torch.optim`` optimizer.
+    lr : float, optional
+        Learning rate ``> 0`` instead of the method's default (:attr:`MethodConfig.lr`).
+
+    Returns
+    -------
+    torch.optim.Optimizer
+        ``RMSprop(lr)`` for ``"clipping"``; ``Adam(lr, betas)`` with the method's betas otherwise
+        (``(0, 0.9)`` for ``"gp"``, ``(0.9, 0.999)`` for ``"groupsort"``).
+
+    Notes
+    -----
+    The WGAN paper chose RMSProp because momentum made its clipped critic unstable; WGAN-GP
+    returned to Adam with ``beta1 = 0``. A generator trained against the critic uses the same
+    optimizer and learning rate in both papers. No learning-rate schedule is attached
+    (:func:`estimate_w1` anneals ``"groupsort"`` along a cosine).
+
+    References
+    ----------
+    Arjovsky, Chintala & Bottou, "Wasserstein generative adversarial networks", ICML 2017,
+    Algorithm 1 and Sec. 3; Gulrajani et al., "Improved training of Wasserstein GANs", NeurIPS
+    2017, Algorithm 1.
+
     Examples
     --------
     >>> net = make_critic("clipping", 2, seed=0)
     >>> type(make_optimizer("clipping", net.parameters())).__name__
     'RMSprop'
+    >>> make_optimizer("gp", net.parameters(), lr=1e-3).defaults["betas"]
+    (0.0, 0.9)
     """
     cfg = _config(method)
-    lr = cfg.lr if lr is None else lr
+    lr = cfg.lr if lr is None else float(validate_positive(lr, "lr"))
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(parameters, lr=lr)
     return torch.optim.Adam(parameters, lr=lr, betas=cfg.betas)
@@ -158,6 +193,29 @@ def make_optimizer(method: str, parameters, *, lr: float | None = None) -> torch
 def clip_weights_(net: torch.nn.Module, clip_value: float = 0.01) -> None:
     """Clip every parameter of ``net`` to ``[-clip_value, clip_value]`` in place (WGAN, step 7).
 
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The critic; every parameter (weights and biases) is clipped.
+    clip_value : float, default 0.01
+        The bound ``c > 0``.
+
+    Returns
+    -------
+    None
+
+    Notes
+    -----
+    Clipping keeps the weights in a compact set, so the critic is ``K``-Lipschitz for some ``K``
+    that depends on ``c`` and the architecture but is neither known nor 1: the objective of a
+    clipped critic estimates ``K W1``, not W1 (see :func:`estimate_w1` for certified values). Run
+    it after every optimizer step, under ``torch.no_grad`` (it is decorated with it).
+
+    References
+    ----------
+    Arjovsky, Chintala & Bottou, "Wasserstein generative adversarial networks", ICML 2017,
+    Algorithm 1, line 7.
+
     Examples
     --------
     >>> net = make_critic("gp", 2, seed=0)
@@ -165,6 +223,7 @@ def clip_weights_(net: torch.nn.Module, clip_value: float = 0.01) -> None:
     >>> max(float(p.detach().abs().max()) for p in net.parameters()) <= 0.01
     True
     """
+    clip_value = float(validate_positive(clip_value, "clip_value"))
     for p in net.parameters():
         p.clamp_(-clip_value, clip_value)
 
@@ -194,7 +253,7 @@ def gradient_penalty(net: torch.nn.Module, real: torch.Tensor, fake: torch.Tenso
     --------
     >>> import torch
     >>> net = make_critic("gp", 2, seed=0)
-    >>> float(gradient_penalty(net, torch.zeros(8, 2), torch.ones(8, 2))) >= 0
+    >>> float(gradient_penalty(net, torch.zeros(8, 2), torch.ones(8, 2)).detach()) >= 0
     True
     """
     t = torch.rand(real.shape[0], 1, generator=generator, device=real.device, dtype=real.dtype)
@@ -207,9 +266,39 @@ def critic_loss(net: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, *,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The critic's loss ``E f(fake) - E f(real) (+ gp_weight * penalty)`` on one batch.
 
-    Returns ``(loss, objective, penalty)`` where ``objective = E f(real) - E f(fake)`` is the
-    Kantorovich-Rubinstein estimate on the batch (detached) and ``penalty`` is 0 without ``gp_weight``.
-    Both sides go through the network in one pass.
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The critic, mapping ``(N, d)`` to ``(N,)``.
+    real, fake : tensors, shapes ``(N, d)`` and ``(M, d)``
+        A batch of data and a batch of generated points (``fake`` is used as given: detach it
+        when training the critic alone).
+    gp_weight : float, default 0
+        Weight ``lambda >= 0`` of :func:`gradient_penalty`, computed on the first
+        ``min(N, M)`` pairs; 0 skips it.
+    generator : torch.Generator, optional
+        Draws the interpolation weights of the penalty.
+
+    Returns
+    -------
+    loss : 0-d tensor
+        To minimise (differentiable with respect to the parameters of ``net``).
+    objective : 0-d tensor
+        ``E f(real) - E f(fake)``, the Kantorovich-Rubinstein estimate on the batch (detached).
+    penalty : 0-d tensor
+        The gradient penalty (detached), 0 without ``gp_weight``.
+
+    Notes
+    -----
+    Both batches go through the network in one pass (one forward, one backward). Minimising
+    ``loss`` maximises the dual objective ``E_P f - E_Q f`` of Kantorovich-Rubinstein duality;
+    its value is W1 only for a 1-Lipschitz critic at the optimum.
+
+    References
+    ----------
+    Arjovsky, Chintala & Bottou, "Wasserstein generative adversarial networks", ICML 2017, Eq. (3)
+    and Algorithm 1; Gulrajani et al., "Improved training of Wasserstein GANs", NeurIPS 2017,
+    Eq. (3).
 
     Examples
     --------
@@ -219,6 +308,7 @@ def critic_loss(net: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, *,
     >>> bool(torch.isclose(loss, -objective))
     True
     """
+    gp_weight = float(validate_positive(gp_weight, "gp_weight", allow_zero=True))
     out = net(torch.cat([real, fake]))
     objective = out[: real.shape[0]].mean() - out[real.shape[0]:].mean()
     loss = -objective
