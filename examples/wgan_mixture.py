@@ -1,8 +1,9 @@
 """GAN vs WGAN on a ring of 8 Gaussians, measured with otmetrics as training goes.
 
 The mode-collapse setting of the GAN literature (Metz et al. 2017; Gulrajani et al. 2017): the data
-is a mixture of 8 Gaussians (standard deviation 0.05) on the circle of radius 2, the generator an
-MLP from 8-D Gaussian noise to the plane. Three ways to train it:
+is a mixture of 8 Gaussians (standard deviation 0.05) on the circle of radius 2 — the sampler of
+the package's demo, ``otmetrics.demo.ring_of_gaussians`` — and the generator an MLP from 8-D
+Gaussian noise to the plane. Three ways to train it:
 
 - ``gan``: the standard GAN loss (a discriminator with the binary cross-entropy, the generator with
   the non-saturating loss ``-log D(G(z))``), Adam(2e-4, betas (0.5, 0.999));
@@ -49,11 +50,10 @@ from scipy.special import ndtr
 from torch import nn
 
 import otmetrics
-from otmetrics.critic import METHODS, clip_weights_, critic_loss, make_critic, make_optimizer
+from otmetrics.critic import METHODS, clip_weights_, critic_loss, make_critic, make_optimizer, torch_threads
+from otmetrics.demo import CENTRES, STD, ring_of_gaussians
 
-RADIUS, STD, MODES = 2.0, 0.05, 8
-CENTRES = RADIUS * np.stack([np.cos(2 * np.pi * np.arange(MODES) / MODES),
-                             np.sin(2 * np.pi * np.arange(MODES) / MODES)], axis=1)
+MODES = len(CENTRES)
 GRID = np.linspace(-3.0, 3.0, 61)  # 60 x 60 bins of width 0.1
 LATENT = 8
 TRAINERS = ("gan", "clipping", "gp", "groupsort")
@@ -65,8 +65,8 @@ LABELS = {"gan": "GAN (standard loss)", "clipping": "WGAN (weight clipping)", "g
 # Data, generator, histograms
 # ----------------------------------------------------------------------------------------------
 def sample_data(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` points of the ring of 8 Gaussians."""
-    return CENTRES[rng.integers(0, MODES, n)] + STD * rng.normal(size=(n, 2))
+    """``n`` points of the ring of 8 Gaussians (:func:`otmetrics.demo.ring_of_gaussians`)."""
+    return ring_of_gaussians(n, rng)
 
 
 def data_histogram() -> np.ndarray:
@@ -283,13 +283,14 @@ def main(argv=None) -> dict:
     for name in ("steps", "eval_every", "n_eval", "width", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
-    torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
 
     from tqdm.auto import tqdm
 
     results, start = {}, time.perf_counter()
-    with tqdm(total=args.steps * len(args.methods), desc="wgan_mixture", file=sys.stderr) as bar:
+    # torch's thread count is global to the process: set for the training, restored afterwards
+    with torch_threads(args.threads), \
+            tqdm(total=args.steps * len(args.methods), desc="wgan_mixture", file=sys.stderr) as bar:
         for trainer in args.methods:
             results[trainer] = train(trainer, args, bar)
     elapsed = time.perf_counter() - start

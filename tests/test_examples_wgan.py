@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from otmetrics import demo
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "wgan_mixture.py"
 
 
@@ -23,12 +25,14 @@ def example():
 
 
 def test_quick_study_writes_plots_and_metrics(example, tmp_path):
-    threads = torch.get_num_threads()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the caller's setting, which main (--threads 1) must give back
     try:
         summary = example.main([str(tmp_path / "out"), "--quick",
                                 "--methods", "gan", "clipping", "gp", "groupsort"])
+        assert torch.get_num_threads() == 2
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
     out = tmp_path / "out"
     for name in ("samples.png", "metrics.png"):
         data = (out / name).read_bytes()
@@ -50,6 +54,15 @@ def test_quick_study_writes_plots_and_metrics(example, tmp_path):
         assert all(kl >= 0 for kl in curves["kl"])  # inf allowed: mass where the data has (almost) none
         assert all(0 <= m <= 8 for m in curves["modes"])
         assert sorted(int(s) for s in result["snapshots"]) == [0, 5, 10, 15, 20]
+
+
+def test_the_data_is_the_package_sampler(example):
+    """One ring-of-Gaussians sampler: the example draws from otmetrics.demo.ring_of_gaussians."""
+    assert example.CENTRES is demo.CENTRES and example.STD == demo.STD == 0.05 and example.MODES == 8
+    for n in (1, 500):
+        drawn = example.sample_data(n, np.random.default_rng(5))
+        assert np.array_equal(drawn, demo.ring_of_gaussians(n, np.random.default_rng(5)))
+    np.testing.assert_allclose(np.linalg.norm(demo.CENTRES, axis=1), 2.0)  # radius 2
 
 
 def test_data_histogram_is_the_mixture(example):
