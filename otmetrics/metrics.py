@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._array import describe, is_tensor, to_numpy
+from ._array import describe, is_tensor, to_numpy, validate_positive
 from .gaussian import GaussianStats, frechet_distance
 from .inception_score import inception_score
-from .kernels import kid, mmd
+from .kernels import _kid_values, _mmd, _subset_size, kid, mmd
 
 __all__ = ["FID", "KID", "InceptionScore", "MMD"]
 
@@ -131,14 +131,19 @@ class _Rows:
         return sum(int(c.shape[0]) for c in self.chunks)
 
     def cat(self):
+        """All rows in one tensor, on the first chunk's device, in the widest dtype present
+        (chunks can differ in both: batches from different devices, merged objects). The
+        result is read, never modified: a single chunk is returned as it is."""
         import torch
 
         if not self.chunks:
             return None
-        dtypes = {c.dtype for c in self.chunks}
-        if len(dtypes) > 1:
-            return torch.cat([c.to(torch.float64) for c in self.chunks])
-        return torch.cat([c.to(self.chunks[0].device) for c in self.chunks])
+        device = self.chunks[0].device
+        dtype = self.chunks[0].dtype
+        for c in self.chunks[1:]:
+            dtype = torch.promote_types(dtype, c.dtype)
+        chunks = [c.to(device=device, dtype=dtype) for c in self.chunks]
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks)  # one chunk: no copy
 
     def extend(self, other: _Rows, name: str):
         if other.dim is not None and self.dim is not None and other.dim != self.dim:
@@ -169,7 +174,12 @@ def _need(rows, name: str, minimum: int = 2):
 # FID
 # ------------------------------------------------------------------------------------------------
 class FID(_Streaming):
-    """Streaming Fréchet Inception Distance: Gaussian statistics of real and generated features.
+    r"""Streaming Fréchet Inception Distance: Gaussian statistics of real and generated features.
+
+    :meth:`compute` returns :func:`otmetrics.frechet_distance` of the two accumulated Gaussians,
+    :math:`\lVert \mu_r - \mu_g \rVert^2 + \operatorname{tr}\big(\Sigma_r + \Sigma_g
+    - 2 (\Sigma_r^{1/2} \Sigma_g \Sigma_r^{1/2})^{1/2}\big)`, as a Python float (not
+    differentiable: an evaluation metric).
 
     Parameters
     ----------
@@ -199,6 +209,14 @@ class FID(_Streaming):
     ``O(B d^2)`` (see :class:`~otmetrics.GaussianStats`). In distributed mode :meth:`compute` sums
     the statistics of all ranks with two all-reduces (``d + 1`` and ``d^2`` numbers): FID over
     50,000 images on 8 GPUs is one call and equals the single-process value up to rounding.
+    :meth:`merge` never combines fixed real statistics: it refuses another object's real samples
+    when this object's real statistics are fixed, and different fixed statistics.
+
+    References
+    ----------
+    Heusel, Ramsauer, Unterthiner, Nessler and Hochreiter, "GANs trained by a two time-scale
+    update rule converge to a local Nash equilibrium", NeurIPS 2017. Chan, Golub and LeVeque,
+    "Algorithms for computing the sample variance", The American Statistician 37 (1983).
 
     Examples
     --------
@@ -265,12 +283,31 @@ class FID(_Streaming):
         return self
 
     def merge(self, other: FID) -> FID:
-        """Add ``other``'s samples (both sets) to this object's; returns ``self``."""
+        """Add ``other``'s samples (both sets) to this object's; returns ``self``.
+
+        Fixed real statistics (``real_stats``) are never combined: when this object has them,
+        ``other`` must hold no real samples, and if it has fixed real statistics too they must
+        be the same (to ``1e-12`` relative); otherwise a ``ValueError``, and nothing is changed.
+        """
         if not isinstance(other, FID):
             raise ValueError(f"other: expected an FID object, got {type(other).__name__}")
-        if not self._fixed_real:
+        dims = [(name, stats.dim) for name, stats in (("this object's real", self.real),
+                                                      ("this object's generated", self.fake),
+                                                      ("other's real", other.real),
+                                                      ("other's generated", other.fake))
+                if stats.dim is not None]
+        if len({d for _, d in dims}) > 1:
+            raise ValueError("other: feature dimensions differ, got "
+                             + ", ".join(f"{d} ({name})" for name, d in dims))
+        if self._fixed_real:
             if other._fixed_real:
-                raise ValueError("other: has fixed real statistics (real_stats) and this object has not")
+                _check_same_statistics(self.real, other.real)
+            elif other.real.n:
+                raise ValueError("other: holds real samples but this object's real statistics are fixed "
+                                 f"(real_stats), got {other.real.n} real samples")
+        elif other._fixed_real:
+            raise ValueError("other: has fixed real statistics (real_stats) and this object has not")
+        else:
             self.real.merge(other.real)
         self.fake.merge(other.fake)
         return self
@@ -287,6 +324,21 @@ class FID(_Streaming):
 
     def __repr__(self) -> str:
         return f"FID(n_real={self.n_real}, n_fake={self.n_fake})"
+
+
+def _check_same_statistics(mine: GaussianStats, theirs: GaussianStats, rtol: float = 1e-12):
+    """Raise unless two fixed real statistics have the same mean and covariance (to ``rtol``
+    relative to their largest entry): merging FIDs against different references mixes metrics."""
+    gaps = []
+    for what, a, b in (("mean", mine.mean, theirs.mean), ("cov", mine.cov, theirs.cov)):
+        a, b = to_numpy(a), to_numpy(b)
+        scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
+        gap = float(np.abs(a - b).max())
+        if gap > rtol * scale:
+            gaps.append(f"max |{what} difference| = {gap:.3g} (max |{what}| = {scale:.3g})")
+    if gaps:
+        raise ValueError("other: its fixed real statistics (real_stats) differ from this object's, got "
+                         + ", ".join(gaps))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -347,7 +399,11 @@ class _TwoSetRows(_Streaming):
 
 
 class KID(_TwoSetRows):
-    """Streaming Kernel Inception Distance: stores features, computes :func:`otmetrics.kid`.
+    r"""Streaming Kernel Inception Distance: stores features, computes :func:`otmetrics.kid`.
+
+    :meth:`compute` returns ``(mean, std)`` over random subsets of the unbiased MMD² with the
+    kernel :math:`k(a, b) = (a \cdot b / d + 1)^3`, as Python floats (float64 arithmetic; not
+    differentiable).
 
     Parameters
     ----------
@@ -361,7 +417,13 @@ class KID(_TwoSetRows):
     Notes
     -----
     Memory ``O(N d)``: the features are kept (in the dtype the extractor returns) on the metric's
-    device; in distributed mode every rank receives all rows at :meth:`compute`.
+    device and handed to :func:`otmetrics.kid` as they are (float32 rows are not copied to
+    float64); in distributed mode every rank receives all rows at :meth:`compute`. Time as
+    :func:`otmetrics.kid`: ``O(subsets s^2 d)`` for subsets of ``s`` rows.
+
+    References
+    ----------
+    Bińkowski, Sutherland, Arbel and Gretton, "Demystifying MMD GANs", ICLR 2018.
 
     Examples
     --------
@@ -383,21 +445,28 @@ class KID(_TwoSetRows):
         super().__init__(feature_extractor, device, sync, process_group, reset_real)
         self.options = dict(subsets=subsets, subset_size=subset_size, degree=degree, gamma=gamma, coef0=coef0,
                             seed=seed)
-        # Validate the options now rather than at the end of a long evaluation.
-        if isinstance(subset_size, bool) or not isinstance(subset_size, (int, np.integer)) or subset_size < 2:
-            raise ValueError(f"subset_size: must be an integer >= 2, got {subset_size!r}")
+        # Validate the options now rather than at the end of a long evaluation (the probe has
+        # 2 rows: subset_size is checked on its own).
+        _subset_size(subset_size)
         probe = np.array([[0.0], [1.0]])
         kid(probe, probe, **{**self.options, "subset_size": 2})
 
     def compute(self) -> tuple[float, float]:
         """``(mean, std)`` of the KID over all rows seen (all ranks in distributed mode)."""
         real, fake = self._both()
-        mean, std = kid(real.double(), fake.double(), **self.options)
-        return float(mean), float(std)
+        # The rows as they are (float32 stays float32: kid converts each subset to float64, no
+        # full-size copy); the float64 values, never rounded to the rows' dtype.
+        values = _kid_values(real, fake, **self.options)
+        return float(values.mean()), float(values.std(correction=0))
 
 
 class MMD(_TwoSetRows):
-    """Streaming MMD²: stores features, computes :func:`otmetrics.mmd`.
+    r"""Streaming MMD²: stores features, computes :func:`otmetrics.mmd`.
+
+    :meth:`compute` returns the MMD² estimate
+    :math:`\mathbb E\,k(x, x') + \mathbb E\,k(y, y') - 2\,\mathbb E\,k(x, y)` between the
+    real rows :math:`x` and the generated rows :math:`y`, as a Python float (float64
+    arithmetic). Use :func:`otmetrics.mmd` directly for a differentiable loss.
 
     Parameters
     ----------
@@ -405,6 +474,15 @@ class MMD(_TwoSetRows):
         As in :class:`FID`.
     kernel, bandwidth, estimator, degree, gamma, coef0 :
         As in :func:`otmetrics.mmd` (``x`` is the real set, ``y`` the generated one).
+
+    Notes
+    -----
+    Memory ``O((m + n) d)`` for the stored rows; :meth:`compute` costs ``O((m + n)^2 d)`` in
+    blocks (``O(n d)`` for ``estimator="linear"``), see :func:`otmetrics.mmd`.
+
+    References
+    ----------
+    Gretton, Borgwardt, Rasch, Schölkopf and Smola, "A kernel two-sample test", JMLR 13 (2012).
 
     Examples
     --------
@@ -433,11 +511,15 @@ class MMD(_TwoSetRows):
     def compute(self) -> float:
         """The MMD² estimate over all rows seen (all ranks in distributed mode), as a float."""
         real, fake = self._both()
-        return float(mmd(real.double(), fake.double(), **self.options))
+        return float(_mmd(real, fake, **self.options))  # float64 arithmetic, a float64 result
 
 
 class InceptionScore(_Streaming):
-    """Streaming Inception Score: stores class probabilities or logits for :func:`otmetrics.inception_score`.
+    r"""Streaming Inception Score: stores class probabilities or logits for :func:`otmetrics.inception_score`.
+
+    :meth:`compute` returns ``(mean, std)`` over contiguous splits of
+    :math:`\exp\big(\frac{1}{|S|}\sum_{i \in S} \mathrm{KL}(p(y \mid x_i) \,\Vert\, \hat p_S(y))\big)`,
+    the split boundaries being the original code's, as Python floats (not differentiable).
 
     Parameters
     ----------
@@ -454,6 +536,15 @@ class InceptionScore(_Streaming):
         Default: ``True`` for ``"inception"``, else ``False``.
     device, sync, process_group :
         As in :class:`FID`.
+
+    Notes
+    -----
+    Memory ``O(N C)`` for ``N`` stored rows of ``C`` classes; :meth:`compute` costs ``O(N C)``.
+
+    References
+    ----------
+    Salimans, Goodfellow, Zaremba, Cheung, Radford and Chen, "Improved techniques for training
+    GANs", NeurIPS 2016.
 
     Examples
     --------
@@ -476,9 +567,7 @@ class InceptionScore(_Streaming):
         if from_logits is None:
             from_logits = isinstance(feature_extractor, str)
         self.from_logits = _check_bool(from_logits, "from_logits")
-        if isinstance(splits, bool) or not isinstance(splits, (int, np.integer)) or splits < 1:
-            raise ValueError(f"splits: must be a positive integer, got {splits!r}")
-        self.splits = int(splits)
+        self.splits = int(validate_positive(splits, "splits", integer=True))
         self._rows = _Rows()
 
     def update(self, batch) -> None:

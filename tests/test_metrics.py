@@ -87,6 +87,104 @@ def test_fid_with_precomputed_real_stats(tmp_path):
         FID(real_stats=path).update(real, real=True)
 
 
+def test_fid_merge_never_drops_or_mixes_real_statistics(tmp_path):
+    real, fake = data(10, n_real=50)
+    fixed = GaussianStats.from_features(real)
+    a = FID(real_stats=fixed)
+    a.update(fake[:30], real=False)
+    # The other object holds real samples: they cannot join fixed statistics.
+    b = FID()
+    b.update(real[:20], real=True)
+    b.update(fake[30:], real=False)
+    with pytest.raises(ValueError, match="other: holds real samples but this object's real statistics "
+                                         "are fixed"):
+        a.merge(b)
+    assert (a.n_real, a.n_fake) == (50, 30)  # nothing was merged, not even the generated samples
+    # Both fixed, to the same statistics (here: one from memory, one through a file): the
+    # generated samples merge.
+    path = fixed.save(tmp_path / "real.npz")
+    c = FID(real_stats=path)
+    c.update(fake[30:], real=False)
+    assert a.merge(c) is a and (a.n_real, a.n_fake) == (50, 90)
+    assert a.compute() == pytest.approx(fid_of(real, fake), rel=1e-10)
+    # Both fixed, to different statistics: refused.
+    d = FID(real_stats=GaussianStats.from_features(real[:40]))
+    d.update(fake[:10], real=False)
+    with pytest.raises(ValueError, match=r"other: its fixed real statistics \(real_stats\) differ from "
+                                         r"this object's, got max \|mean difference\|"):
+        a.merge(d)
+    assert a.n_fake == 90
+    # Fixed in the other object only: refused, as before.
+    with pytest.raises(ValueError, match="other: has fixed real statistics"):
+        b.merge(a)
+    # A real set of another dimension: refused before anything is merged.
+    e = FID()
+    e.update(fake[:5], real=False)
+    f = FID()
+    f.update(np.ones((4, 3)) * np.arange(4)[:, None], real=True)
+    with pytest.raises(ValueError, match=r"other: feature dimensions differ, got 6 \(this object's "
+                                         r"generated\), 3 \(other's real\)"):
+        e.merge(f)
+    assert (e.n_real, e.n_fake) == (0, 5)
+
+
+def test_kid_compute_passes_float32_rows_without_a_float64_copy(monkeypatch):
+    import otmetrics.metrics as metrics_module
+
+    real, fake = data(11, n_real=60, n_fake=50)
+    r32, f32 = torch.from_numpy(real).float(), torch.from_numpy(fake).float()
+    seen = []
+    original = metrics_module._kid_values
+
+    def spy(x, y, **kw):
+        seen.append((x.dtype, y.dtype, x.data_ptr()))
+        return original(x, y, **kw)
+
+    monkeypatch.setattr(metrics_module, "_kid_values", spy)
+    metric = KID(subsets=4, subset_size=20, seed=1)
+    metric.update(r32, real=True)
+    metric.update(f32, real=False)
+    mean, std = metric.compute()
+    assert seen[-1][:2] == (torch.float32, torch.float32)
+    assert seen[-1][2] == metric._real.chunks[0].data_ptr()  # one batch: the stored rows themselves
+    # float64 arithmetic on the float32 values, returned without rounding to float32.
+    ref = kid(r32.double().numpy(), f32.double().numpy(), subsets=4, subset_size=20, seed=1)
+    assert (mean, std) == pytest.approx(ref, rel=1e-12)
+
+
+def test_rows_are_concatenated_on_one_device_and_dtype():
+    from otmetrics.metrics import _Rows
+
+    rows = _Rows()
+    rows.add(torch.zeros((2, 3), dtype=torch.float32), "batch")
+    rows.add(torch.ones((1, 3), dtype=torch.float64), "batch")
+    both = rows.cat()
+    assert both.dtype == torch.float64 and both.shape == (3, 3) and float(both.sum()) == 3.0
+    # The meta device stands in for a second device (CUDA runs the real case below): the first
+    # chunk's device wins, also when the dtypes differ.
+    mixed = _Rows()
+    mixed.add(torch.empty((2, 3), dtype=torch.float32, device="meta"), "batch")
+    mixed.add(torch.ones((4, 3), dtype=torch.float64), "batch")
+    out = mixed.cat()
+    assert out.device.type == "meta" and out.dtype == torch.float64 and out.shape == (6, 3)
+    half = _Rows()
+    half.add(torch.zeros((1, 2), dtype=torch.float16), "batch")
+    half.add(torch.zeros((1, 2), dtype=torch.float32), "batch")
+    assert half.cat().dtype == torch.float32  # the widest dtype present, not always float64
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_rows_from_two_devices_and_dtypes_on_cuda():
+    real, fake = data(13, n_real=60, n_fake=60)
+    metric = MMD(bandwidth=1.0)
+    metric.update(torch.from_numpy(real[:30]).float().cuda(), real=True)
+    metric.update(torch.from_numpy(real[30:]), real=True)  # float64, on the CPU
+    metric.update(torch.from_numpy(fake), real=False)
+    r = np.concatenate([torch.from_numpy(real[:30]).float().double().numpy(), real[30:]])
+    assert metric.compute() == pytest.approx(mmd(r, fake, bandwidth=1.0), rel=1e-10)
+
+
 class _Mixer(torch.nn.Module):
     """A feature extractor with a dropout layer: the metric must put it in eval mode."""
 
@@ -231,12 +329,16 @@ def test_metric_bad_input():
         k.compute()
     with pytest.raises(ValueError, match="subset_size: must be an integer >= 2"):
         KID(subset_size=1)
-    with pytest.raises(ValueError, match="subsets: must be an integer >= 1"):
+    with pytest.raises(ValueError, match="subset_size: must be an integer, got 10.0"):
+        KID(subset_size=10.0)
+    with pytest.raises(ValueError, match="subsets: must be finite and > 0, got 0"):
         KID(subsets=0)
     with pytest.raises(ValueError, match="kernel: must be one of"):
         MMD(kernel="rbf")
-    with pytest.raises(ValueError, match="splits: must be a positive integer"):
+    with pytest.raises(ValueError, match="splits: must be finite and > 0, got 0"):
         InceptionScore(splits=0)
+    with pytest.raises(ValueError, match="splits: must be an integer, got 2.5"):
+        InceptionScore(splits=2.5)
     with pytest.raises(ValueError, match="rows: need at least 2 samples, got 0"):
         InceptionScore().compute()
 
