@@ -12,6 +12,7 @@ loaded on first use, and the other modules import torch inside the functions tha
 from __future__ import annotations
 
 import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._warnings import ConvergenceWarning, NumericalWarning, OTMetricsWarning
 from .costs import PointCloud, cost_matrix, pairwise_distances
@@ -39,6 +40,11 @@ _LAZY = {
     "image_features": "images",
     "iter_image_features": "images",
 }
+if _TYPE_CHECKING:  # for type checkers and the API documentation (static analysis)
+    from . import critic, demo, testing
+    from .images import image_features, iter_image_features
+    from .inception import FIDInceptionV3
+
 # Submodules reachable as attributes (otmetrics.critic.estimate_w1, ...).
 _LAZY_MODULES = ("critic", "testing", "demo")
 
