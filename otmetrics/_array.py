@@ -25,6 +25,7 @@ __all__ = [
     "to_numpy",
     "as_like",
     "as_float_tensor",
+    "all_finite",
     "validate_array",
     "validate_weights",
     "validate_cost",
@@ -135,7 +136,8 @@ def _reduce(x, op: str) -> float:
     return float(getattr(np, op)(x))
 
 
-def _all_finite(x) -> bool:
+def all_finite(x) -> bool:
+    """True when every entry of ``x`` (array or tensor, on any device) is finite."""
     if is_tensor(x):
         import torch
 
@@ -171,7 +173,7 @@ def validate_array(x: Any, name: str, *, ndim: int | tuple[int, ...] | None = No
             raise ValueError(f"{name}: expected {dims} dimension(s), got {x.ndim} ({describe(x)})")
     if not allow_empty and any(s == 0 for s in x.shape):
         raise ValueError(f"{name}: must not be empty, got {describe(x)}")
-    if not _all_finite(x):
+    if not all_finite(x):
         raise ValueError(f"{name}: {what} must be finite, got {_first_nonfinite(x)}")
     return x
 

@@ -39,6 +39,12 @@ def ring_of_gaussians(n: int, rng: np.random.Generator, modes=None) -> np.ndarra
     """``n`` samples of the mixture of 8 Gaussians (std 0.05) on the circle of radius 2.
 
     ``modes`` restricts the sampler to a subset of the components (a mode-collapsed generator).
+
+    Examples
+    --------
+    >>> x = ring_of_gaussians(1000, np.random.default_rng(0))
+    >>> x.shape, bool(abs(np.hypot(x[:, 0], x[:, 1]).mean() - 2.0) < 0.01)
+    ((1000, 2), True)
     """
     modes = np.arange(N_MODES) if modes is None else np.asarray(modes)
     k = rng.choice(modes, size=n)
@@ -51,6 +57,12 @@ def mode_posterior(x: np.ndarray) -> np.ndarray:
     It plays the role of the Inception classifier in the Inception Score: a sharp posterior means a
     sample clearly belongs to one mode, a uniform marginal over samples means all modes are covered.
     A small floor keeps far-away samples from being assigned with certainty to a mode.
+
+    Examples
+    --------
+    >>> post = mode_posterior(CENTRES[[0, 3]])
+    >>> post.argmax(1).tolist(), bool(np.allclose(post.sum(1), 1.0))
+    ([0, 3], True)
     """
     sq = ((x[:, None, :] - CENTRES[None, :, :]) ** 2).sum(-1)
     logits = -sq / (2 * (4 * STD) ** 2)

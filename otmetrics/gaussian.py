@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import _all_finite, as_like, describe, is_tensor, to_numpy, validate_positive
+from ._array import all_finite, as_like, describe, is_tensor, to_numpy, validate_positive
 from ._warnings import NumericalWarning
 
 __all__ = ["frechet_distance", "GaussianStats"]
@@ -158,9 +158,9 @@ def _prepare_moments(mu, sigma, mu_name: str, sigma_name: str, dim: int | None, 
     if dim is not None and d != dim:
         raise ValueError(f"{mu_name}: feature dimensions differ, got {d} here and {dim} in the first "
                          "distribution")
-    if not _all_finite(mu):
+    if not all_finite(mu):
         raise ValueError(f"{mu_name}: values must be finite, got NaN or infinity")
-    if not _all_finite(sigma):
+    if not all_finite(sigma):
         raise ValueError(f"{sigma_name}: values must be finite, got NaN or infinity")
     scale = float(abs(sigma).max()) if d else 0.0
     asym = float(abs(sigma - sigma.T).max())
