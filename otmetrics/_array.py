@@ -35,6 +35,7 @@ __all__ = [
     "validate_same_mass",
     "uniform_weights",
     "describe",
+    "batch_size",
     "pth_root",
 ]
 
@@ -263,6 +264,17 @@ def validate_same_mass(a, b, names: tuple[str, str] = ("a", "b"), rtol: float = 
             f"got {tb:.12g} vs {ta:.12g}{where}"
         )
     return ma, mb
+
+
+def batch_size(name: str, x, core_ndim: int):
+    """The size of ``x``'s one optional leading batch axis: ``None`` when ``x`` has ``core_ndim``
+    dimensions, ``x.shape[0]`` with one more, a ``ValueError`` naming ``name`` with more than one."""
+    extra = x.ndim - core_ndim
+    if extra == 0:
+        return None
+    if extra == 1:
+        return x.shape[0]
+    raise ValueError(f"{name}: at most one leading batch axis is supported, got shape {tuple(x.shape)}")
 
 
 def uniform_weights(n: int, like=None):

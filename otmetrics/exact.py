@@ -24,6 +24,7 @@ import numpy as np
 
 from ._array import (
     as_like,
+    batch_size,
     first_tensor,
     is_tensor,
     to_numpy,
@@ -170,15 +171,6 @@ def _solve_one(a, b, cost, backend, max_iter, rtol, constraints=None):
 # ----------------------------------------------------------------------------------------------
 # Public API
 # ----------------------------------------------------------------------------------------------
-def _batch_size(name, arr, core_ndim):
-    extra = arr.ndim - core_ndim
-    if extra == 0:
-        return None
-    if extra == 1:
-        return arr.shape[0]
-    raise ValueError(f"{name}: at most one leading batch axis is supported, got shape {tuple(arr.shape)}")
-
-
 def emd(a, b, cost, *, backend: str = "network_simplex", max_iter: int | None = None, rtol: float = 1e-9,
         mass_rtol: float = 1e-6, n_threads: int | None = None) -> OTResult:
     """Exact optimal transport between two discrete measures, with a certificate of optimality.
@@ -278,8 +270,8 @@ def emd(a, b, cost, *, backend: str = "network_simplex", max_iter: int | None = 
         raise ValueError(f"a: expected {n} weights (the rows of cost), got {a_in.shape[-1]}")
     if b_in.shape[-1] != m:
         raise ValueError(f"b: expected {m} weights (the columns of cost), got {b_in.shape[-1]}")
-    sizes = {s for s in (_batch_size("a", a_in, 1), _batch_size("b", b_in, 1),
-                         _batch_size("cost", cost_in, 2)) if s is not None}
+    sizes = {s for s in (batch_size("a", a_in, 1), batch_size("b", b_in, 1),
+                         batch_size("cost", cost_in, 2)) if s is not None}
     if len(sizes) > 1:
         raise ValueError(f"cost: batch sizes of a, b and cost differ: {sorted(sizes)}")
     batch = sizes.pop() if sizes else None

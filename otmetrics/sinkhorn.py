@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ._array import (
+    batch_size,
     is_tensor,
     to_numpy,
     validate_cost,
@@ -144,15 +145,6 @@ def _as_tensor(x, ref, name):
     return torch.as_tensor(to_numpy(x, name), dtype=ref.dtype, device=ref.device)
 
 
-def _batch_of(name, x, core_ndim):
-    extra = x.ndim - core_ndim
-    if extra == 0:
-        return None
-    if extra == 1:
-        return x.shape[0]
-    raise ValueError(f"{name}: at most one leading batch axis is supported, got shape {tuple(x.shape)}")
-
-
 def _prepare(a, b, cost, *, online=None, mass_rtol=1e-6) -> _Problem:
     """Validate ``a``, ``b``, ``cost`` and build the soft-min operator (the shared front of both solvers)."""
     from .softmin import DenseSoftMin, PointCloudSoftMin
@@ -162,7 +154,7 @@ def _prepare(a, b, cost, *, online=None, mass_rtol=1e-6) -> _Problem:
     if geom is None:
         cost = validate_cost(cost, "cost")
         n, m = cost.shape[-2:]
-        cost_batch = _batch_of("cost", cost, 2)
+        cost_batch = batch_size("cost", cost, 2)
         ref = _reference(cost=cost, a=a, b=b)
     else:
         n, m = geom.shape[-2:]
@@ -182,7 +174,7 @@ def _prepare(a, b, cost, *, online=None, mass_rtol=1e-6) -> _Problem:
 
     a_t = weights(a, "a", n, "rows")
     b_t = weights(b, "b", m, "columns")
-    sizes = {s for s in (_batch_of("a", a_t, 1), _batch_of("b", b_t, 1), cost_batch) if s is not None}
+    sizes = {s for s in (batch_size("a", a_t, 1), batch_size("b", b_t, 1), cost_batch) if s is not None}
     if len(sizes) > 1:
         raise ValueError(f"cost: batch sizes of a, b and cost differ: {sorted(sizes)}")
     batch = sizes.pop() if sizes else None

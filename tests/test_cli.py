@@ -22,13 +22,6 @@ from otmetrics import (FIDInceptionV3, GaussianStats, NumericalWarning, frechet_
 from otmetrics.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # One intra-op thread per process: the suite shares 2 cores (see test_inception.py).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)

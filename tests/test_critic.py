@@ -41,13 +41,6 @@ from otmetrics.testing import sample_pairs
 FAST = dict(steps=30, width=16, depth=2)  # small and quick: for properties, not accuracy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small networks: one thread (OpenMP threads on busy cores wait on each other, 30x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def distances(x, y):

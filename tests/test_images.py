@@ -11,13 +11,6 @@ from otmetrics import FIDInceptionV3, image_features, iter_image_features
 from otmetrics.images import IMAGE_EXTENSIONS, iter_image_batches, list_images, read_image, resolve_device
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # One intra-op thread per process: the suite shares 2 cores (see test_inception.py).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def save(path, array, **kwargs):

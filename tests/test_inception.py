@@ -28,14 +28,6 @@ from otmetrics.inception import (FEATURE_DIMS, FID_WEIGHTS_FILENAME, FID_WEIGHTS
                                  download_inception_weights, resize_bilinear_tf1, resolve_inception_weights)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The suite runs on a busy 2-core machine (and under pytest-xdist): several intra-op threads per
-    # process oversubscribe the cores and make each forward pass many times slower.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 # ----------------------------------------------------------------------------------------------
