@@ -22,6 +22,8 @@ overflow or underflow whatever ``eps``.
 
 from __future__ import annotations
 
+import abc
+
 import torch
 
 __all__ = ["SoftMin", "DenseSoftMin", "PointCloudSoftMin", "block_elements", "soft_c_transform", "exp_floor"]
@@ -71,7 +73,7 @@ def _plan_block(cost_block, f_rows, g, loga_rows, logb, eps):
     return t.div_(eps).exp_()
 
 
-class SoftMin:
+class SoftMin(abc.ABC):
     """Interface of a soft-min operator over a batch of costs of shape ``(B, n, m)``.
 
     Attributes ``batch``, ``n``, ``m``, ``dtype``, ``device``; methods :meth:`row_lse`, :meth:`col_lse`,
@@ -86,36 +88,38 @@ class SoftMin:
     is_dense: bool = False
 
     @property
+    @abc.abstractmethod
     def dtype(self) -> torch.dtype:
-        raise NotImplementedError
+        """The floating dtype of the costs."""
 
     @property
+    @abc.abstractmethod
     def device(self) -> torch.device:
-        raise NotImplementedError
+        """The device of the costs."""
 
+    @abc.abstractmethod
     def row_lse(self, h: torch.Tensor, eps: float) -> torch.Tensor:
         """``(B, m) -> (B, n)``: ``log sum_j exp(h_j - C_ij / eps)`` for every row ``i``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def col_lse(self, h: torch.Tensor, eps: float) -> torch.Tensor:
         """``(B, n) -> (B, m)``: ``log sum_i exp(h_i - C_ij / eps)`` for every column ``j``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def select(self, index: torch.Tensor) -> "SoftMin":
         """The operator restricted to the problems ``index`` of the batch."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def max_cost(self) -> float:
         """An upper bound of the largest cost entry (the start of an epsilon schedule)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def dense_cost(self) -> torch.Tensor:
         """The cost as a dense ``(B, n, m)`` tensor (detached)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def blocks(self):
         """Yield ``(rows, cost_block)``: the cost on consecutive blocks of rows, detached."""
-        raise NotImplementedError
 
     # -- reductions against the plan, shared by every geometry -----------------------------------
     def plan(self, f, g, loga, logb, eps) -> torch.Tensor:
