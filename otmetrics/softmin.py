@@ -137,17 +137,17 @@ class SoftMin(abc.ABC):
             total += (plan.mul_(block)).sum(-1).to(torch.float64).sum(-1)
         return total
 
+    @abc.abstractmethod
     def leaves(self) -> tuple[torch.Tensor, ...]:
         """The tensors the cost depends on, for autograd (the cost itself, or the points)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def leaf_grads(self, f, g, loga, logb, eps, weight, needs) -> tuple:
         """Gradients of ``weight . <C, P>`` with the plan ``P`` held fixed, w.r.t. :meth:`leaves`.
 
         ``weight`` has shape ``(B,)``; ``needs`` flags which leaves need a gradient. By the envelope theorem
         this is the gradient of the entropic objective with respect to the cost.
         """
-        raise NotImplementedError
 
 
 # ------------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ geometry is kept): ``f(x) = scale * g((x - shift) / scale)``. ``f`` has the Lips
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 
@@ -135,7 +137,7 @@ def bjorck_orthonormalize(weight: torch.Tensor, iters: int = 10, *, tol: float |
     return w
 
 
-class _NormalisedCritic(nn.Module):
+class _NormalisedCritic(nn.Module, abc.ABC):
     """Holds the input normalisation ``x -> (x - shift) / scale`` and the output factor ``scale``."""
 
     def __init__(self, dim: int):
@@ -158,8 +160,9 @@ class _NormalisedCritic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale * self.core((x - self.shift) / self.scale)
 
-    def core(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def core(self, z: torch.Tensor) -> torch.Tensor:
+        """The network on normalised inputs ``z = (x - shift) / scale``."""
 
     def affine_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The float64 layers ``(W, b)`` of ``f`` in the original units, normalisation folded in.
@@ -179,8 +182,9 @@ class _NormalisedCritic(nn.Module):
     def _float64_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [(w.detach().to(torch.float64), b.detach().to(torch.float64)) for w, b in self.weights()]
 
-    def weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The affine layers ``(W, b)`` of :meth:`core`, in order."""
 
 
 class GroupSortCritic(_NormalisedCritic):
