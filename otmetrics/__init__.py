@@ -12,46 +12,55 @@ loaded on first use, and the other modules import torch inside the functions tha
 from __future__ import annotations
 
 import importlib as _importlib
+import sys as _sys
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from ._warnings import ConvergenceWarning, NumericalWarning, OTMetricsWarning
-from .costs import PointCloud, cost_matrix, pairwise_distances
+from ._core.warnings import ConvergenceWarning, NumericalWarning, OTMetricsWarning
+from .transport.costs import PointCloud, cost_matrix, pairwise_distances
 
 # -- exact transport, 1-D, divergences (foundation) ----------------------------------------------
-from .certificate import Certificate, c_transform, certify, dual_value
-from .exact import OTResult, emd, wasserstein
+from .transport.certificate import Certificate, c_transform, certify, dual_value
+from .transport.exact import OTResult, emd, wasserstein
 from .divergences import entropy, js_distance, js_divergence, kl_divergence, total_variation
-from .oned import wasserstein_1d
+from .transport.oned import wasserstein_1d
 
 # -- Sinkhorn (entropic OT) ---------------------------------------------------------------------
-from .sinkhorn import SinkhornResult, sinkhorn, sinkhorn_divergence
+from .transport.sinkhorn.api import SinkhornResult, sinkhorn, sinkhorn_divergence
 
 # -- generative-model metrics: mathematics and streaming objects ------------------------------------
-from .gaussian import GaussianStats, frechet_distance
-from .inception_score import inception_score
-from .kernels import kid, mmd
-from .metrics import FID, KID, MMD, InceptionScore
+from .generative.gaussian import GaussianStats, frechet_distance
+from .generative.inception_score import inception_score
+from .generative.kernels import kid, mmd
+from .generative.metrics import FID, KID, MMD, InceptionScore
 
 # -- loaded on first use: name -> module ------------------------------------------------------------
 # (no lazy name may equal a submodule's name: importing the submodule would shadow it)
 _LAZY = {
     # generative-model metrics: features (InceptionV3, images)
-    "FIDInceptionV3": "inception",
-    "image_features": "images",
-    "iter_image_features": "images",
+    "FIDInceptionV3": "generative.features.inception",
+    "image_features": "generative.features.images",
+    "iter_image_features": "generative.features.images",
 }
 if _TYPE_CHECKING:  # for type checkers and the API documentation (static analysis)
     from . import critic, demo, testing
-    from .images import image_features, iter_image_features
-    from .inception import FIDInceptionV3
+    from .generative.features.images import image_features, iter_image_features
+    from .generative.features.inception import FIDInceptionV3
 
 # Submodules reachable as attributes (otmetrics.critic.estimate_w1, ...).
 _LAZY_MODULES = ("critic", "testing", "demo")
 
 __version__ = "0.1.0"
 
+# The module paths of 0.1 (otmetrics.kernels, otmetrics.inception, ...) keep working for one release.
+from ._core import legacy as _legacy  # noqa: E402
+
+_legacy.install()
+
 
 def __getattr__(name: str):
+    legacy = f"{__name__}.{name}"
+    if legacy in _legacy.LEGACY_MODULES and name not in globals():
+        return _sys.modules[legacy]  # an old module path (otmetrics.kernels, ...): see _core/legacy.py
     if name in _LAZY:
         value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value

@@ -196,8 +196,8 @@ class _Extractor:
         self.model = None
 
     def run(self, folder: str, outputs: tuple[str, ...]):
-        from .images import iter_image_features
-        from .inception import FIDInceptionV3
+        from .generative.features.images import iter_image_features
+        from .generative.features.inception import FIDInceptionV3
 
         args = self.args
         if self.model is None:
@@ -208,7 +208,7 @@ class _Extractor:
 
 
 def _check_input(path: str, *, features: bool, logits: bool):
-    from .images import list_images
+    from .generative.features.images import list_images
 
     kind = _kind(path)
     if kind == "images":
@@ -226,8 +226,8 @@ def _collect(args, extractor: _Extractor, path: str, *, stats: bool, features: b
     """Read one input: Gaussian statistics, features and/or logits, as requested."""
     import numpy as np
 
-    from .gaussian import GaussianStats
-    from .inception import FIDInceptionV3
+    from .generative.gaussian import GaussianStats
+    from .generative.features.inception import FIDInceptionV3
 
     _check_input(path, features=features, logits=logits)
     kind = _kind(path)
@@ -288,9 +288,9 @@ def _save_stats(args, extractor) -> dict:
 
 
 def _evaluate(args) -> dict:
-    from .gaussian import frechet_distance
-    from .inception_score import inception_score
-    from .kernels import kid
+    from .generative.gaussian import frechet_distance
+    from .generative.inception_score import inception_score
+    from .generative.kernels import kid
 
     _check_positive(args, "batch_size", "num_workers", "subsets", "subset_size", "degree", "splits")
     extractor = _Extractor(args)

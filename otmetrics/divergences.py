@@ -16,7 +16,8 @@ import numbers
 
 import numpy as np
 
-from ._array import first_tensor, is_tensor, pth_root, to_numpy, validate_array
+from ._core.arrays import first_tensor, is_tensor, pth_root, to_numpy
+from ._core.validation import validate_array
 
 __all__ = ["entropy", "kl_divergence", "js_divergence", "js_distance", "total_variation"]
 

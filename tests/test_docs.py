@@ -276,7 +276,7 @@ def test_numpydoc_rst_becomes_markdown():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     source = (
-        "Solve it.\n\n.. math::\n\n    a = 1\n\n    b = 2\n\nSee :func:`~otmetrics.certificate.certify`, "
+        "Solve it.\n\n.. math::\n\n    a = 1\n\n    b = 2\n\nSee :func:`~otmetrics.transport.certificate.certify`, "
         ":class:`otmetrics.PointCloud` and :math:`x_i`.\n\nParameters\n----------\n"
         "cost : array, shape ``(n, m)``\n    The ``cost``.\n\n    .. math:: c = d^p\n\n"
         "References\n----------\n.. [1] Peyre and Cuturi (2019).\n"

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otmetrics import GaussianStats, NumericalWarning, frechet_distance
-from otmetrics import gaussian as gaussian_module
+from otmetrics.generative import gaussian as gaussian_module
 
 
 # ------------------------------------------------------------------------------------------------

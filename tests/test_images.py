@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from otmetrics import FIDInceptionV3, image_features, iter_image_features
-from otmetrics.images import IMAGE_EXTENSIONS, iter_image_batches, list_images, read_image, resolve_device
+from otmetrics.generative.features.images import IMAGE_EXTENSIONS, iter_image_batches, list_images, read_image, resolve_device
 
 
 

@@ -22,8 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import otmetrics
-from otmetrics import OTMetricsWarning, inception
-from otmetrics.inception import (FEATURE_DIMS, FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL,
+from otmetrics import OTMetricsWarning
+from otmetrics.generative.features import inception
+from otmetrics.generative.features.inception import (FEATURE_DIMS, FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL,
                                  FIDInceptionV3, WeightsNotFoundError, check_inception_layout,
                                  download_inception_weights, resize_bilinear_tf1, resolve_inception_weights)
 

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist, pdist
 
-from otmetrics import kernels as kernels_module
+from otmetrics.generative import kernels as kernels_module
 from otmetrics import kid, mmd
-from otmetrics.kernels import kernel_matrix, kid_subset_indices, median_bandwidth
+from otmetrics.generative.kernels import kernel_matrix, kid_subset_indices, median_bandwidth
 
 
 # ------------------------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def test_fid_merge_never_drops_or_mixes_real_statistics(tmp_path):
 
 
 def test_kid_compute_passes_float32_rows_without_a_float64_copy(monkeypatch):
-    import otmetrics.metrics as metrics_module
+    import otmetrics.generative.metrics as metrics_module
 
     real, fake = data(11, n_real=60, n_fake=50)
     r32, f32 = torch.from_numpy(real).float(), torch.from_numpy(fake).float()
@@ -153,7 +153,7 @@ def test_kid_compute_passes_float32_rows_without_a_float64_copy(monkeypatch):
 
 
 def test_rows_are_concatenated_on_one_device_and_dtype():
-    from otmetrics.metrics import _Rows
+    from otmetrics.generative.metrics import _Rows
 
     rows = _Rows()
     rows.add(torch.zeros((2, 3), dtype=torch.float32), "batch")
@@ -230,7 +230,7 @@ def test_callable_extractor_and_its_errors():
 
 
 def test_inception_by_name_picks_the_right_output(monkeypatch):
-    import otmetrics.inception
+    import otmetrics.generative.features.inception
 
     built = []
 
@@ -243,7 +243,7 @@ def test_inception_by_name_picks_the_right_output(monkeypatch):
         def forward(self, x):
             return x.flatten(1) * self.scale
 
-    monkeypatch.setattr(otmetrics.inception, "FIDInceptionV3", FakeInception)
+    monkeypatch.setattr(otmetrics.generative.features.inception, "FIDInceptionV3", FakeInception)
     FID("inception")
     KID("inception")
     metric = InceptionScore("inception", splits=1)

@@ -23,8 +23,8 @@ from otmetrics import (
     sinkhorn,
     sinkhorn_divergence,
 )
-from otmetrics import _sinkhorn_loop as loop
-from otmetrics.softmin import DenseSoftMin, PointCloudSoftMin
+from otmetrics.transport.sinkhorn import loop
+from otmetrics.transport.sinkhorn.softmin import DenseSoftMin, PointCloudSoftMin
 from otmetrics.testing import ot_problems
 
 FAST = settings(max_examples=25, deadline=None)

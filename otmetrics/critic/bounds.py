@@ -23,40 +23,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._array import (
-    is_tensor,
-    to_numpy,
-    validate_array,
-    validate_positive,
-    validate_samples,
-    validate_weights,
-)
+from .._core.arrays import is_tensor, to_numpy
+from .._core.validation import validate_array, validate_positive, validate_samples, validate_weights
+from .._core.rounding import TINY, UNIT_ROUNDOFF, gamma, lower_dot, next_down, next_up
 from .networks import group_sort
 
 __all__ = ["spectral_norm_bound", "lipschitz_bound", "FrozenCritic", "dual_lower_bound", "DualBound"]
 
-_U = 2.0**-53  # unit roundoff of float64
-_TINY = 1e-300  # absolute slack for subnormal rounding of products and sums
 # absolute slack of a computed distance: a square rounded in the subnormal range moves the
 # square root by up to sqrt(d * 2^-1074) ~ 1e-161 per coordinate
 _TINY_DIST = 1e-150
 # distance blocks hold at most this many entries (float64: 128 MB)
 _BLOCK = 1 << 24
-
-
-def _gamma(k: int) -> float:
-    """``gamma_k = k u / (1 - k u)``: the relative error bound of ``k`` rounded operations."""
-    return k * _U / (1.0 - k * _U)
-
-
-def _up(value: float) -> float:
-    """The next float64 above ``value``: an upper bound of the exact result of a rounded operation."""
-    return float(np.nextafter(value, np.inf))
-
-
-def _down(value: float) -> float:
-    """The next float64 below ``value``."""
-    return float(np.nextafter(value, -np.inf))
 
 
 def spectral_norm_bound(weight) -> float:
@@ -95,7 +73,7 @@ def spectral_norm_bound(weight) -> float:
     if not np.isfinite(w).all():
         raise ValueError("weight: entries must be finite")
     sigma = float(np.linalg.svd(w, compute_uv=False)[0])
-    return _up(sigma * (1.0 + 32 * max(w.shape) * _U) + _TINY)
+    return next_up(sigma * (1.0 + 32 * max(w.shape) * UNIT_ROUNDOFF) + TINY)
 
 
 def lipschitz_bound(layers) -> float:
@@ -138,7 +116,7 @@ def lipschitz_bound(layers) -> float:
     """
     bound = 1.0
     for w, _ in layers:
-        bound = _up(bound * spectral_norm_bound(w))
+        bound = next_up(bound * spectral_norm_bound(w))
     return bound
 
 
@@ -197,7 +175,7 @@ class FrozenCritic:
         if self._lipschitz is None:
             bound = 1.0
             for norm in self.layer_norm_bounds:
-                bound = _up(bound * norm)
+                bound = next_up(bound * norm)
             self._lipschitz = bound
         return self._lipschitz
 
@@ -207,7 +185,7 @@ class FrozenCritic:
         return group_sort(h, self.group_size)
 
     def _points(self, x):
-        return _float64(validate_samples(x, "x", dim=self.dim), self.device)
+        return as_float64(validate_samples(x, "x", dim=self.dim), self.device)
 
     def evaluate(self, x, *, with_error: bool = False, chunk_size: int = 65536):
         """The values ``f(x_i)`` in float64, and optionally bounds on their rounding errors.
@@ -240,9 +218,9 @@ class FrozenCritic:
             for k, (w, b) in enumerate(self.layers):
                 z = h @ w.T + b
                 if with_error:
-                    local = _gamma(w.shape[1] + 1) * torch.linalg.vector_norm(
+                    local = gamma(w.shape[1] + 1) * torch.linalg.vector_norm(
                         h.abs() @ w.abs().T + b.abs(), dim=-1)
-                    err = (self.layer_norm_bounds[k] * err + local + _TINY * w.shape[0]) * 1.01
+                    err = (self.layer_norm_bounds[k] * err + local + TINY * w.shape[0]) * 1.01
                 h = self._act(z) if k < len(self.layers) - 1 else z
             values.append(h.squeeze(-1))
             errors.append(err)
@@ -294,37 +272,6 @@ class DualBound:
     side: str
 
 
-def _weight_error(k: int) -> float:
-    """Relative error of float64 weights ``w_i`` against the exact normalised weights ``p_i``.
-
-    ``w = fl(a / fl(sum a))`` is ``p (1 + theta_k)`` (a sum of ``k`` terms and a division), and a
-    second normalisation of ``w`` gives ``p (1 + theta_{3k})`` (Higham, *Accuracy and Stability of
-    Numerical Algorithms*, 2002, Lemma 3.3); ``fl(1 / k)`` is within ``u``. Weights that went
-    through at most two normalisations are within ``gamma_{3k}`` of the exact ones.
-    """
-    return _gamma(3 * k)
-
-
-def _lower_dot(w: torch.Tensor, v: torch.Tensor) -> float:
-    """A lower bound on the exact ``sum_i p_i v_i`` from float64 weights ``w`` and values ``v``.
-
-    ``w >= 0`` are float64 images of the exact weights ``p`` (within :func:`_weight_error`);
-    ``v`` are exact. The computed sum is within ``gamma_{k+2} sum w |v|`` of ``sum w v``, which is
-    within ``gamma_{3k} sum w |v|`` of ``sum p v``; 1% more covers the rounding of the magnitude
-    and of the margin.
-    """
-    k = w.numel()
-    total = float((w * v).sum())
-    magnitude = float((w * v.abs()).sum())
-    return _down(total - (_gamma(k + 2) + _weight_error(k)) * magnitude * 1.01 - _TINY)
-
-
-def _upper_dot(w: torch.Tensor, v: torch.Tensor) -> float:
-    """An upper bound on the exact ``sum_i p_i v_i`` for ``v >= 0`` (weights as in :func:`_lower_dot`)."""
-    k = w.numel()
-    return _up(float((w * v).sum()) * (1 + (_gamma(k + 2) + _weight_error(k)) * 1.01) + _TINY)
-
-
 def _c_transform(points_src, points_dst, values, chunk_rows: int):
     """``min_i (|src_i - dst_j| - values_i)`` for every ``j``, and ``max_ij |src_i - dst_j|`` (computed)."""
     out = torch.empty(points_dst.shape[0], dtype=torch.float64, device=points_dst.device)
@@ -347,7 +294,7 @@ def _feasible_c_transform(points_src, points_dst, values, chunk_rows: int):
     """
     psi, cmax = _c_transform(points_src, points_dst, values, chunk_rows)
     d = points_src.shape[1]
-    margin = 2.0 * _gamma(2 * d + 10) * (cmax * 1.01 + float(values.abs().max())) + _TINY_DIST * (d + 1)
+    margin = 2.0 * gamma(2 * d + 10) * (cmax * 1.01 + float(values.abs().max())) + _TINY_DIST * (d + 1)
     if not math.isfinite(margin):
         raise FloatingPointError("distances overflow float64")
     return psi - margin
@@ -428,7 +375,7 @@ def dual_lower_bound(x, y, values, *, a=None, b=None, side: str = "x", scale: fl
     else:
         phi = _feasible_c_transform(Y, X, -scaled, rows_y)
         psi = _feasible_c_transform(X, Y, phi, rows_x)
-    value = _down(_lower_dot(wa, phi) + _lower_dot(wb, psi))
+    value = next_down(lower_dot(wa, phi) + lower_dot(wb, psi))
     return DualBound(value=value, scale=float(scale), side=side)
 
 
@@ -480,7 +427,7 @@ def best_scale(x, y, values, *, a=None, b=None, side: str = "x", candidates=(), 
     return max(options)[1]
 
 
-def _float64(x, device=None) -> torch.Tensor:
+def as_float64(x, device=None) -> torch.Tensor:
     """A validated array or tensor as a float64 tensor (on ``device``, else where it is)."""
     if is_tensor(x):
         return x.detach().to(device=device if device is not None else x.device, dtype=torch.float64)
@@ -492,7 +439,7 @@ def _weights64(w, name: str, size: int, device) -> torch.Tensor:
     1 in float64; uniform when ``w`` is None."""
     if w is None:
         return torch.full((size,), 1.0 / size, dtype=torch.float64, device=device)
-    t = _float64(validate_weights(w, name, ndim=1, size=size), device)
+    t = as_float64(validate_weights(w, name, ndim=1, size=size), device)
     return t / t.sum()
 
 
@@ -501,11 +448,11 @@ def _dual_inputs(x, y, values, a, b, side):
     on the device of ``x``."""
     X = validate_samples(x, "x")
     device = X.device if is_tensor(X) else torch.device("cpu")
-    X = _float64(X, device)
-    Y = _float64(validate_samples(y, "y", dim=X.shape[1]), device)
+    X = as_float64(X, device)
+    Y = as_float64(validate_samples(y, "y", dim=X.shape[1]), device)
     size = X.shape[0] if side == "x" else Y.shape[0]
     v = validate_array(values, "values", ndim=1, what="entries")
     if v.shape[0] != size:
         raise ValueError(f"values: expected {size} values (one per point of {side}), got {v.shape[0]}")
     wa, wb = _weights64(a, "a", X.shape[0], device), _weights64(b, "b", Y.shape[0], device)
-    return X, Y, _float64(v, device), wa, wb
+    return X, Y, as_float64(v, device), wa, wb

@@ -11,20 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._array import first_tensor, to_numpy, validate_positive, validate_samples, validate_weights
-from .._warnings import ConvergenceWarning, NumericalWarning
-from .bounds import (
-    FrozenCritic,
-    _down,
-    _float64,
-    _gamma,
-    _lower_dot,
-    _upper_dot,
-    best_scale,
-    dual_lower_bound,
-)
+from .._core.arrays import first_tensor, to_numpy
+from .._core.validation import validate_positive, validate_samples, validate_weights
+from .._core.warnings import ConvergenceWarning, NumericalWarning
+from .._core.rounding import gamma, lower_dot, next_down, upper_dot
+from .bounds import FrozenCritic, as_float64, best_scale, dual_lower_bound
 from .threads import torch_threads
-from .training import METHODS, _config, clip_weights_, gradient_penalty, make_critic, make_optimizer
+from .training import METHODS, method_config, clip_weights_, gradient_penalty, make_critic, make_optimizer
 
 __all__ = ["CriticHistory", "CriticEstimate", "CriticValidation", "estimate_w1", "validate"]
 
@@ -312,7 +305,7 @@ def estimate_w1(x, y, *, method: str = "groupsort", steps: int | None = None, ba
     >>> est.certified <= 1.0 + 1e-12, round(est.certified, 2)   # the exact value is 1
     (True, 1.0)
     """
-    cfg = _config(method)
+    cfg = method_config(method)
     # -- inputs --------------------------------------------------------------------------------
     X = validate_samples(x, "x", min_samples=2)
     Y = validate_samples(y, "y", min_samples=2)
@@ -358,8 +351,8 @@ def estimate_w1(x, y, *, method: str = "groupsort", steps: int | None = None, ba
         raise ValueError(f"dtype: must be a floating torch dtype, got {dtype!r}")
 
     # float64 copies (the definition of the samples) and training copies
-    X64 = _float64(X, device)
-    Y64 = _float64(Y, device)
+    X64 = as_float64(X, device)
+    Y64 = as_float64(Y, device)
     net = make_critic(method, dim, width=width, depth=depth, group_size=group_size, seed=seed,
                       device=device, dtype=dtype)
     if clip_value is not None and method == "clipping":
@@ -395,10 +388,10 @@ def _finish(net, X64, Y64, wa, wb, x_test, y_test, *, method, certify, tol, hist
     value = float((ta * fx).sum() - (tb * fy).sum())
     lipschitz = critic.lipschitz_bound
     # a lower bound on the exact objective of the exact network: each rounded step moved down
-    lower = _down(_lower_dot(ta, fx) + _lower_dot(tb, -fy))
-    lower = _down(lower - _upper_dot(ta, ex))
-    lower = _down(lower - _upper_dot(tb, ey))
-    certified_lipschitz = max(0.0, _down(lower / lipschitz)) if lower > 0 else 0.0
+    lower = next_down(lower_dot(ta, fx) + lower_dot(tb, -fy))
+    lower = next_down(lower - upper_dot(ta, ex))
+    lower = next_down(lower - upper_dot(tb, ey))
+    certified_lipschitz = max(0.0, next_down(lower / lipschitz)) if lower > 0 else 0.0
 
     certified_c, scale_c = 0.0, 1.0
     if certify:
@@ -628,7 +621,7 @@ def validate(x, y, *, a=None, b=None, estimate: CriticEstimate | None = None,
         raise ValueError(f"estimate: must be a CriticEstimate, got {type(estimate).__name__}")
     else:
         _check_estimate_matches(estimate, X, Y, wa, wb)
-    from ..exact import wasserstein
+    from ..transport.exact import wasserstein
 
     exact = float(wasserstein(to_numpy(X, "x"), to_numpy(Y, "y"), a=wa, b=wb, p=1))
     ratio = estimate.value / exact if exact > 0 else None
@@ -652,12 +645,12 @@ def _check_estimate_matches(estimate: CriticEstimate, X, Y, wa, wb) -> None:
                          f"samples, got {n} and {m}")
     device = critic.device
     ta, tb = _weight_tensor(wa, n, device), _weight_tensor(wb, m, device)
-    fx, fy = critic.evaluate(_float64(X, device)), critic.evaluate(_float64(Y, device))
+    fx, fy = critic.evaluate(as_float64(X, device)), critic.evaluate(as_float64(Y, device))
     value = float((ta * fx).sum() - (tb * fy).sum())
     # both values are sums of the same terms, possibly in another order (permuted samples) and with
     # weights normalised from other floats: they agree to the rounding of the sums
     magnitude = float((ta * fx.abs()).sum() + (tb * fy.abs()).sum())
-    tolerance = 4 * _gamma(4 * (n + m) + 4) * magnitude + 1e-300
+    tolerance = 4 * gamma(4 * (n + m) + 4) * magnitude + 1e-300
     if not abs(value - estimate.value) <= tolerance:
         raise ValueError(f"estimate: its value {estimate.value!r} is not the objective of its critic "
                          f"on these samples and weights ({value!r}): it was computed on other samples "

@@ -20,7 +20,7 @@ import abc
 import torch
 from torch import nn
 
-from .._array import validate_positive
+from .._core.validation import validate_positive
 
 __all__ = ["group_sort", "bjorck_orthonormalize", "GroupSortCritic", "MLPCritic", "ACTIVATIONS"]
 

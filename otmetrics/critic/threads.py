@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from .._array import validate_positive
+from .._core.validation import validate_positive
 
 __all__ = ["torch_threads"]
 

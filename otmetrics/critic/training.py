@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._array import validate_positive
+from .._core.validation import validate_positive
 from .networks import GroupSortCritic, MLPCritic
 
 __all__ = ["MethodConfig", "METHODS", "make_critic", "make_optimizer", "clip_weights_", "gradient_penalty",
@@ -85,7 +85,7 @@ METHODS: dict[str, MethodConfig] = {
 }
 
 
-def _config(method: str) -> MethodConfig:
+def method_config(method: str) -> MethodConfig:
     if method not in METHODS:
         raise ValueError(f"method: must be one of {sorted(METHODS)}, got {method!r}")
     return METHODS[method]
@@ -120,7 +120,7 @@ def make_critic(method: str, dim: int, *, width: int = 64, depth: int = 3, group
     >>> f(torch.randn(3, 2)).shape
     torch.Size([3])
     """
-    cfg = _config(method)
+    cfg = method_config(method)
     dim = int(validate_positive(dim, "dim", integer=True))
     width = int(validate_positive(width, "width", integer=True))
     depth = int(validate_positive(depth, "depth", allow_zero=True, integer=True))
@@ -182,7 +182,7 @@ def make_optimizer(method: str, parameters, *, lr: float | None = None) -> torch
     >>> make_optimizer("gp", net.parameters(), lr=1e-3).defaults["betas"]
     (0.0, 0.9)
     """
-    cfg = _config(method)
+    cfg = method_config(method)
     lr = cfg.lr if lr is None else float(validate_positive(lr, "lr"))
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(parameters, lr=lr)

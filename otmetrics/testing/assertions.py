@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .._array import to_numpy
+from .._core.arrays import to_numpy
 
 __all__ = [
     "assert_marginals",

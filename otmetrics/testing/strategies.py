@@ -178,7 +178,7 @@ def _ot_problems(draw, max_n, max_m, *, kind, p, mass, allow_zeros):
     d = draw(st.integers(1, 3))
     x = draw(point_clouds(n, d))
     y = draw(point_clouds(m, d))
-    from ..costs import cost_matrix
+    from ..transport.costs import cost_matrix
 
     return OTProblem(a=a, b=b, cost=cost_matrix(x, y, p=p), x=x, y=y, p=float(p))
 

@@ -3,7 +3,7 @@
 Images are found recursively (PNG, JPEG and the other formats pytorch-fid reads), sorted by path so
 that runs are reproducible, decoded with Pillow to 8-bit RGB (as pytorch-fid and torch-fidelity do:
 grey and palette images are converted, an alpha channel is dropped), batched, moved to the chosen
-device and passed through a feature extractor: :class:`~otmetrics.inception.FIDInceptionV3` by
+device and passed through a feature extractor: :class:`~otmetrics.FIDInceptionV3` by
 default, or any ``torch.nn.Module``. A file that cannot be decoded stops the run with an error
 naming it; nothing is skipped silently.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._array import describe
+from ..._core.arrays import describe
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -390,7 +390,7 @@ def image_features(source, model=None, *, batch_size: int = 50, device=None, num
     source : str, os.PathLike or sequence of paths
         An image folder, one image file, or a list of image files.
     model : torch.nn.Module or callable, optional
-        The feature extractor; default :class:`~otmetrics.inception.FIDInceptionV3` with
+        The feature extractor; default :class:`~otmetrics.FIDInceptionV3` with
         ``weights``. Any module mapping a batch ``(B, 3, H, W)`` to ``(B, ...)`` works; its output
         is flattened to ``(B, d)``. A module returning a tuple gives a tuple of arrays.
     batch_size : int, default 50
@@ -406,7 +406,7 @@ def image_features(source, model=None, *, batch_size: int = 50, device=None, num
         nothing for FIDInceptionV3 (it resizes and scales itself), ``x.float() / 255`` (values in
         [0, 1]) for any other model.
     weights : path or state dict, optional
-        The weights of the default model (see :class:`~otmetrics.inception.FIDInceptionV3`); an
+        The weights of the default model (see :class:`~otmetrics.FIDInceptionV3`); an
         error together with ``model``.
     output : str or tuple of str, optional
         Which FIDInceptionV3 output(s): default the model's own (``"pool3"``, the 2048-d FID

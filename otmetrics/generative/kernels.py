@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._array import as_like, first_tensor, is_tensor, to_numpy, validate_positive, validate_samples
+from .._core.arrays import as_like, first_tensor, is_tensor, to_numpy
+from .._core.validation import validate_positive, validate_samples
 
 __all__ = ["KERNELS", "ESTIMATORS", "median_bandwidth", "kernel_matrix", "mmd", "kid"]
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._array import as_like, validate_array, validate_positive
+from .._core.arrays import as_like
+from .._core.validation import validate_array, validate_positive
 
 __all__ = ["inception_score"]
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._array import first_tensor, is_tensor, pth_root, validate_array, validate_p, validate_weights
+from .._core.arrays import first_tensor, is_tensor, pth_root
+from .._core.validation import validate_array, validate_p, validate_weights
 
 __all__ = ["wasserstein_1d"]
 

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ._array import all_finite, as_like, describe, is_tensor, to_numpy, validate_positive
-from ._warnings import NumericalWarning
+from .._core.arrays import as_like, describe, is_tensor, to_numpy
+from .._core.validation import all_finite, validate_positive
+from .._core.warnings import NumericalWarning
 
 __all__ = ["frechet_distance", "GaussianStats"]
 
@@ -624,12 +625,50 @@ class GaussianStats:
         """The statistics of all ``torch.distributed`` ranks combined (a new object).
 
         Without an initialised process group (or with one rank) this is a copy. Every rank
-        must call it (it is a collective). Two all-reduces: ``(n, n * mean)`` of length ``d + 1``,
-        then the scatter matrices re-centred on the global mean, ``d x d``.
+        must call it (it is a collective). Two all-reduces of ``float64`` sums: ``(n, n * mean)``
+        of length ``d + 1`` gives the global count and mean; then each rank's scatter matrix
+        re-centred on the global mean, ``M_r + n_r (mean_r - mean)(mean_r - mean)^T``, sums to the
+        global scatter matrix (``d x d``). The result equals the statistics of all ranks' samples
+        in one stream up to rounding.
         """
-        from ._distributed import sync_gaussian
+        import torch
 
-        return sync_gaussian(self, group)
+        from .._core.distributed import all_gather_ints, all_reduce_sum, comm_device, world_size
+
+        if world_size(group) == 1:
+            return self.copy()
+        self._check_updatable("sync")
+        dims = {int(d) for (d,) in all_gather_ints([self._dim if self._dim is not None else -1], group)} - {-1}
+        if len(dims) > 1:
+            raise ValueError(f"stats: the ranks hold features of different dimensions, got {sorted(dims)}")
+        if not dims:
+            return self.copy()
+        d = dims.pop()
+        dev = comm_device(group)
+
+        def local(v):
+            return torch.as_tensor(v if is_tensor(v) else np.asarray(v), dtype=torch.float64).to(dev)
+
+        n_local = self._n
+        mean_local = local(self._mean) if n_local else torch.zeros(d, dtype=torch.float64, device=dev)
+        first = torch.cat([torch.tensor([float(n_local)], dtype=torch.float64, device=dev), mean_local * n_local])
+        first = all_reduce_sum(first, group)
+        n_total = int(round(float(first[0])))
+        merged = GaussianStats(d)
+        merged._device = self._device
+        if n_total == 0:
+            return merged
+        mean = first[1:] / n_total
+        if n_local:
+            delta = mean_local - mean
+            contribution = local(self._scatter) + n_local * (delta[:, None] * delta[None, :])
+        else:
+            contribution = torch.zeros((d, d), dtype=torch.float64, device=dev)
+        scatter = all_reduce_sum(contribution, group)
+        merged._n = n_total
+        merged._mean = merged._convert(mean)
+        merged._scatter = merged._convert(scatter)
+        return merged
 
     # -- comparison ----------------------------------------------------------------------------------
     def frechet_distance(self, other: GaussianStats):

@@ -9,7 +9,7 @@ For weights ``a`` (n,), ``b`` (m,) of equal mass and a cost ``C`` (n, m), the en
     \\mathrm{KL}(P | Q) = \\sum_{ij} P_{ij} \\log \\frac{P_{ij}}{Q_{ij}} - P_{ij} + Q_{ij},
 
 whose solution is ``P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)`` for the dual potentials ``f``, ``g``.
-:func:`sinkhorn` finds them with Sinkhorn-Knopp iterations in the log domain (:mod:`._sinkhorn_loop`) over a
+:func:`sinkhorn` finds them with Sinkhorn-Knopp iterations in the log domain (:mod:`.loop`) over a
 soft-min operator (:mod:`.softmin`): a dense matrix, a batch, or a point cloud whose cost is computed online.
 :func:`sinkhorn_divergence` debiases ``OT_eps`` into a non-negative divergence.
 """
@@ -24,17 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from ._array import (
-    batch_size,
-    is_tensor,
-    to_numpy,
-    validate_cost,
-    validate_positive,
-    validate_same_mass,
-    validate_weights,
-)
-from ._warnings import ConvergenceWarning, NumericalWarning
-from .costs import PointCloud
+from ..._core.arrays import batch_size, is_tensor, to_numpy
+from ..._core.validation import validate_cost, validate_positive, validate_same_mass, validate_weights
+from ..._core.warnings import ConvergenceWarning, NumericalWarning
+from ..costs import PointCloud
 
 __all__ = ["SinkhornResult", "sinkhorn", "sinkhorn_divergence"]
 
@@ -201,7 +194,7 @@ def _prepare(a, b, cost, *, online=None, mass_rtol=1e-6) -> _Problem:
         if use_online:
             op = PointCloudSoftMin(x, y, geom.p, geom.metric, rows=geom.chunk_size)
         else:
-            from .costs import cost_matrix
+            from ..costs import cost_matrix
 
             op = DenseSoftMin(cost_matrix(x, y, geom.p, geom.metric))
     return _Problem(op, a_t, b_t, mass_a, mass_b, batch is not None, like)
@@ -423,7 +416,7 @@ A batch of 8 problems between point clouds, in torch, with a differentiable obje
     torch.Size([8, 100, 2])
     """
     torch = _torch()
-    from . import _sinkhorn_loop as loop
+    from . import loop
 
     eps, tol, max_iter, eps_scaling, eps_init = _check_options(eps, tol, max_iter, eps_scaling, eps_init)
     prob = _prepare(a, b, cost, mass_rtol=mass_rtol)
@@ -572,7 +565,7 @@ def sinkhorn_divergence(x, y, eps: float, *, a=None, b=None, p: float = 2, metri
     (True, 0.0)
     """
     torch = _torch()
-    from . import _sinkhorn_loop as loop
+    from . import loop
 
     eps, tol, max_iter, eps_scaling, eps_init = _check_options(eps, tol, max_iter, eps_scaling, eps_init)
     geom_xy = PointCloud(x, y, p=p, metric=metric, online=online, chunk_size=chunk_size)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._array import to_numpy, validate_array, validate_positive
+from .._core.arrays import to_numpy
+from .._core.validation import validate_array, validate_positive
 
 __all__ = ["Certificate", "certify", "stack_certificates", "c_transform", "dual_value"]
 

@@ -1,6 +1,6 @@
 """The Sinkhorn iterations: alternating (``OT_eps(a, b)``) and symmetric (``OT_eps(a, a)``) loops.
 
-Both loops work on a batch of problems given by a soft-min operator (:mod:`otmetrics.softmin`), with
+Both loops work on a batch of problems given by a soft-min operator (:mod:`.softmin`), with
 potentials ``f``, ``g`` such that the plan is ``P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)``.
 
 One iteration of the alternating loop is the column update ``g <- T_g(f)`` (after which the columns of ``P``

@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._array import describe
-from ._warnings import OTMetricsWarning
+from ..._core.arrays import describe
+from ..._core.warnings import OTMetricsWarning
 
 __all__ = [
     "FIDInceptionV3",
@@ -1075,7 +1075,7 @@ def resolve_inception_weights(weights=None, *, download: bool = True, progress: 
     >>> resolve_inception_weights(path.with_name("missing.pth"))
     Traceback (most recent call last):
     ...
-    otmetrics.inception.WeightsNotFoundError: weights: no such file '...missing.pth'
+    otmetrics.generative.features.inception.WeightsNotFoundError: weights: no such file '...missing.pth'
     >>> folder.cleanup()
     """
     if weights is not None:

@@ -11,14 +11,15 @@ changed by the synchronisation: updates can continue after a :meth:`compute`.
 Batches are feature vectors ``(B, d)`` when ``feature_extractor`` is ``None``; otherwise they are
 whatever the extractor takes (e.g. images ``(B, 3, H, W)``), and its output, flattened to
 ``(B, d)``, is the feature vector. ``feature_extractor="inception"`` builds the FID InceptionV3
-(:class:`otmetrics.inception.FIDInceptionV3`, which needs its weight file).
+(:class:`otmetrics.FIDInceptionV3`, which needs its weight file).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._array import describe, is_tensor, to_numpy, validate_positive
+from .._core.arrays import describe, is_tensor, to_numpy
+from .._core.validation import validate_positive
 from .gaussian import GaussianStats, frechet_distance
 from .inception_score import inception_score
 from .kernels import _kid_values, _mmd, _subset_size, kid, mmd
@@ -49,7 +50,7 @@ class _Streaming:
             if feature_extractor != "inception":
                 raise ValueError(f"feature_extractor: the only name accepted is 'inception', got "
                                  f"{feature_extractor!r}")
-            from .inception import FIDInceptionV3
+            from .features.inception import FIDInceptionV3
 
             feature_extractor = FIDInceptionV3(output=self._inception_output)
         elif feature_extractor is not None and not callable(feature_extractor):
@@ -106,7 +107,7 @@ class _Streaming:
         return feats
 
     def _distributed(self) -> bool:
-        from ._distributed import world_size
+        from .._core.distributed import world_size
 
         return self._sync_enabled and world_size(self.process_group) > 1
 
@@ -155,7 +156,7 @@ class _Rows:
         rows = self.cat()
         if not distributed:
             return rows
-        from ._distributed import all_gather_rows
+        from .._core.distributed import all_gather_rows
 
         return all_gather_rows(rows, group, name=name)
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ._array import is_tensor, validate_array, validate_p, validate_positive, validate_samples
+from .._core.arrays import is_tensor
+from .._core.validation import validate_array, validate_p, validate_positive, validate_samples
 
 __all__ = ["METRICS", "pairwise_distances", "cost_matrix", "point_pair", "PointCloud"]
 

@@ -8,7 +8,7 @@
     = \\max_{u_i + v_j \\le C_{ij}} \\langle a, u \\rangle + \\langle b, v \\rangle
 
 with POT's network simplex (default) or scipy's HiGHS on the LP itself, and checks the answer:
-every result carries a :class:`~otmetrics.certificate.Certificate` computed from the plan and the
+every result carries a :class:`~otmetrics.Certificate` computed from the plan and the
 potentials, and ``converged`` is true only when the solver said optimal *and* the certificate holds.
 """
 
@@ -22,20 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ._array import (
-    as_like,
-    batch_size,
-    first_tensor,
-    is_tensor,
-    to_numpy,
-    uniform_weights,
-    validate_cost,
-    pth_root,
-    validate_positive,
-    validate_same_mass,
-    validate_weights,
-)
-from ._warnings import ConvergenceWarning
+from .._core.arrays import as_like, batch_size, first_tensor, is_tensor, pth_root, to_numpy, uniform_weights
+from .._core.validation import validate_cost, validate_positive, validate_same_mass, validate_weights
+from .._core.warnings import ConvergenceWarning
 from .certificate import Certificate, certify, stack_certificates
 from .costs import PointCloud
 
@@ -203,7 +192,7 @@ def emd(a, b, cost, *, backend: str = "network_simplex", max_iter: int | None = 
         reported with ``converged=False``, ``status="max_iter_reached"`` and a
         :class:`~otmetrics.ConvergenceWarning`, never as optimal.
     rtol : float, default 1e-9
-        Relative tolerance of the certificate's verdict (see :func:`~otmetrics.certificate.certify`).
+        Relative tolerance of the certificate's verdict (see :func:`~otmetrics.certify`).
     mass_rtol : float, default 1e-6
         Largest relative difference of total masses accepted (at least 4 machine epsilons of the
         tensors' dtype, for float16/bfloat16 weights).
