@@ -69,7 +69,7 @@ def test_cost_matches_pot_sinkhorn_log_at_tight_tolerance(seed, rel_eps):
     assert res.converged and res.marginal_error <= 1e-12
     assert abs(res.cost - cost_ref) <= 1e-7 * abs(cost_ref)
     assert abs(res.objective - obj_ref) <= 1e-7 * abs(obj_ref)
-    np.testing.assert_allclose(res.plan(), plan_ref, atol=1e-10)
+    np.testing.assert_allclose(res.plan, plan_ref, atol=1e-10)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -97,7 +97,7 @@ def test_batch_matches_pot_problem_by_problem():
     a = rng.random((5, 12)) + 0.1
     a /= a.sum(1, keepdims=True)
     res = sinkhorn(a, None, C, 0.1, tol=1e-12)
-    assert res.cost.shape == (5,) and res.f.shape == (5, 12) and res.g.shape == (5, 9)
+    assert res.cost.shape == (5,) and res.potentials[0].shape == (5, 12) and res.potentials[1].shape == (5, 9)
     assert res.converged.dtype == bool and res.converged.all()
     for k in range(5):
         _, cost_ref, _ = _pot_reference(a[k], np.full(9, 1 / 9), C[k], 0.1)
@@ -116,7 +116,7 @@ def test_plan_meets_tolerance_and_values_are_bracketed(problem, rel_eps, tol):
     res = sinkhorn(a, b, C, eps, tol=tol, max_iter=100_000)
     mass = a.sum()
     assert res.converged
-    plan = res.plan()
+    plan = res.plan
     assert plan.min() >= 0
     err = np.abs(plan.sum(1) - a).sum() + np.abs(plan.sum(0) - b).sum()
     assert err <= tol * mass + 1e-12
@@ -126,7 +126,7 @@ def test_plan_meets_tolerance_and_values_are_bracketed(problem, rel_eps, tol):
     exact = emd(a, b, C).cost
     assert exact - slack <= res.cost <= res.objective + slack
     assert res.objective <= (a[:, None] * b[None, :] * C).sum() / mass + slack
-    assert np.isfinite(res.f).all() and np.isfinite(res.g).all()
+    assert np.isfinite(res.potentials[0]).all() and np.isfinite(res.potentials[1]).all()
 
 
 def test_eps_to_zero_approaches_emd_within_the_entropy_bound():
@@ -156,8 +156,8 @@ def test_float32_small_eps_is_finite_and_within_one_percent_of_emd():
     eps = 1e-3 * float(C.median())
     res = sinkhorn(None, None, C, eps, tol=1e-4, eps_scaling=0.7)
     exact = emd(None, None, C.double()).cost
-    assert res.f.dtype == res.cost.dtype == torch.float32
-    assert bool(torch.isfinite(res.f).all()) and bool(torch.isfinite(res.g).all())
+    assert res.potentials[0].dtype == res.cost.dtype == torch.float32
+    assert bool(torch.isfinite(res.potentials[0]).all()) and bool(torch.isfinite(res.potentials[1]).all())
     assert bool(torch.isfinite(res.cost)) and bool(torch.isfinite(res.objective))
     assert res.converged
     assert abs(float(res.cost) / float(exact) - 1) < 0.01
@@ -172,13 +172,13 @@ def test_tiny_eps_never_overflows_and_an_unconverged_run_says_so(dtype):
     with pytest.warns(ConvergenceWarning, match="max_iter=300"):
         res = sinkhorn(torch.as_tensor(a, dtype=dtype), torch.as_tensor(b, dtype=dtype), C, eps, max_iter=300)
     assert not res.converged and res.n_iter == 300
-    for value in (res.f, res.g, res.cost, res.objective):
+    for value in (res.potentials[0], res.potentials[1], res.cost, res.objective):
         assert bool(torch.isfinite(value).all())
     assert np.isfinite(res.marginal_error) and res.marginal_error > 1e-6
     if dtype == torch.float32:
         return  # potentials hold 7 digits, and (f + g - C) / eps amplifies their rounding 1e6 times here
     # the unconverged plan has the marginal error it reports
-    plan = res.plan()
+    plan = res.plan
     err = (plan.sum(1) - torch.as_tensor(a)).abs().sum() + (plan.sum(0) - torch.as_tensor(b)).abs().sum()
     assert abs(float(err) - res.marginal_error) <= 1e-3 * res.marginal_error + 1e-5
 
@@ -202,8 +202,8 @@ def test_each_problem_stops_at_its_own_tolerance_and_then_stops_changing():
     for k in range(4):
         alone = sinkhorn(None, None, PointCloud(x[k], y[k]), 0.5, tol=1e-9)
         assert alone.n_iter == res.n_iter[k]
-        torch.testing.assert_close(alone.f, res.f[k], rtol=0, atol=1e-12)
-        torch.testing.assert_close(alone.g, res.g[k], rtol=0, atol=1e-12)
+        torch.testing.assert_close(alone.potentials[0], res.potentials[0][k], rtol=0, atol=1e-12)
+        torch.testing.assert_close(alone.potentials[1], res.potentials[1][k], rtol=0, atol=1e-12)
         torch.testing.assert_close(alone.cost, res.cost[k], rtol=1e-13, atol=0)
 
 
@@ -225,7 +225,7 @@ def test_every_execution_path_gives_the_same_answer(path, monkeypatch):
     np.testing.assert_array_equal(res.converged, ref.converged)
     assert np.all(np.abs(res.n_iter - ref.n_iter) <= 1)
     torch.testing.assert_close(res.cost, ref.cost, rtol=1e-11, atol=0)
-    torch.testing.assert_close(res.f - res.f.mean(1, keepdim=True), ref.f - ref.f.mean(1, keepdim=True),
+    torch.testing.assert_close(res.potentials[0] - res.potentials[0].mean(1, keepdim=True), ref.potentials[0] - ref.potentials[0].mean(1, keepdim=True),
                                rtol=0, atol=1e-9)
 
 
@@ -237,7 +237,7 @@ def test_max_iter_flags_the_problem_and_warns():
     assert not res.converged.all()
     np.testing.assert_array_equal(res.converged, res.marginal_error <= 1e-9)
     assert np.all(res.n_iter[~res.converged] == 40)
-    assert np.isfinite(res.f.numpy()).all()  # the last iterate is returned, not garbage
+    assert np.isfinite(res.potentials[0].numpy()).all()  # the last iterate is returned, not garbage
 
 
 def test_eps_scaling_gives_the_same_answer_in_fewer_iterations():
@@ -259,7 +259,7 @@ def test_warm_start_converges_at_once():
     x, y, a, b = _problem(5)
     C = cost_matrix(x, y, p=2)
     first = sinkhorn(a, b, C, 0.1, tol=1e-10)
-    again = sinkhorn(a, b, C, 0.1, tol=1e-10, init=(first.f, first.g))
+    again = sinkhorn(a, b, C, 0.1, tol=1e-10, init=(first.potentials[0], first.potentials[1]))
     assert again.n_iter <= 2 < first.n_iter
     assert abs(again.cost - first.cost) <= 1e-9 * first.cost
 
@@ -291,9 +291,9 @@ def test_zero_weights_are_allowed_and_get_finite_potentials():
     C = cost_matrix(x, y, p=2)
     res = sinkhorn(a, b, C, 0.2, tol=1e-12)
     _, cost_ref, _ = _pot_reference(a, b, C, 0.2)
-    assert np.isfinite(res.f).all() and np.isfinite(res.g).all()
+    assert np.isfinite(res.potentials[0]).all() and np.isfinite(res.potentials[1]).all()
     assert abs(res.cost - cost_ref) <= 1e-7 * cost_ref
-    assert np.all(res.plan()[[0, 3]] == 0) and np.all(res.plan()[:, 5] == 0)
+    assert np.all(res.plan[[0, 3]] == 0) and np.all(res.plan[:, 5] == 0)
 
 
 def test_unnormalised_masses_and_the_objective_definition():
@@ -301,7 +301,7 @@ def test_unnormalised_masses_and_the_objective_definition():
     x, y, a, b = _problem(9, n=8, m=9)
     C = cost_matrix(x, y, p=2)
     res = sinkhorn(3 * a, 3 * b, C, 0.3, tol=1e-13)
-    P, ab = res.plan(), 9 * np.outer(a, b)
+    P, ab = res.plan, 9 * np.outer(a, b)
     kl = (P * np.log(P / ab) - P + ab).sum()
     assert abs(res.objective - ((P * C).sum() + 0.3 * kl)) <= 1e-10
     unit = sinkhorn(a, b, C, 0.3, tol=1e-13)
@@ -322,9 +322,9 @@ def test_online_point_cloud_matches_dense(p, metric):
                       tol=1e-11)
     torch.testing.assert_close(online.cost, dense.cost, rtol=1e-9, atol=0)
     torch.testing.assert_close(online.objective, dense.objective, rtol=1e-9, atol=0)
-    torch.testing.assert_close(online.plan(), dense.plan(), rtol=0, atol=1e-10)
-    torch.testing.assert_close(dense.plan(), sinkhorn(None, None, cost_matrix(x, y, p, metric), 0.3,
-                                                      tol=1e-11).plan(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(online.plan, dense.plan, rtol=0, atol=1e-10)
+    torch.testing.assert_close(dense.plan, sinkhorn(None, None, cost_matrix(x, y, p, metric), 0.3,
+                                                      tol=1e-11).plan, rtol=0, atol=1e-12)
 
 
 def test_softmin_operators_agree_with_a_direct_logsumexp():
@@ -413,7 +413,7 @@ def test_gradients_do_not_backpropagate_through_iterations():
     x = torch.randn(30, 2, dtype=torch.float64, generator=gen).requires_grad_()
     y = torch.randn(30, 2, dtype=torch.float64, generator=gen)
     res = sinkhorn(None, None, PointCloud(x, y), 0.3, tol=1e-10)
-    assert res.objective.requires_grad and not res.f.requires_grad and not res.cost.requires_grad
+    assert res.objective.requires_grad and not res.potentials[0].requires_grad and not res.cost.requires_grad
     nodes, seen = [res.objective.grad_fn], []
     while nodes:  # the graph holds one envelope node, and no iteration
         node = nodes.pop()
@@ -422,7 +422,7 @@ def test_gradients_do_not_backpropagate_through_iterations():
     assert sum(name.endswith("EntropicObjectiveBackward") for name in seen) == 1
     assert len(seen) < 15
     (grad,) = torch.autograd.grad(res.objective, x)
-    P = res.plan()
+    P = res.plan
     torch.testing.assert_close(grad, 2 * (P.sum(1, keepdim=True) * x - P @ y), rtol=1e-10, atol=1e-12)
 
 
@@ -517,11 +517,11 @@ def test_numpy_in_numpy_out():
     x, y, a, b = _problem(14, n=5, m=6)
     res = sinkhorn(a.tolist(), b, cost_matrix(x, y), 0.5)
     assert isinstance(res, SinkhornResult)
-    assert isinstance(res.f, np.ndarray) and res.f.dtype == np.float64 and res.f.shape == (5,)
+    assert isinstance(res.potentials[0], np.ndarray) and res.potentials[0].dtype == np.float64 and res.potentials[0].shape == (5,)
     assert isinstance(res.cost, float) and isinstance(res.objective, float)
     assert isinstance(res.converged, bool) and isinstance(res.n_iter, int)
     assert isinstance(res.marginal_error, float)
-    assert isinstance(res.plan(), np.ndarray) and res.plan().shape == (5, 6)
+    assert isinstance(res.plan, np.ndarray) and res.plan.shape == (5, 6)
     assert isinstance(sinkhorn_divergence(x, y, 0.5), float)
 
 
@@ -532,7 +532,7 @@ def test_torch_keeps_dtype(dtype):
     y = torch.randn(9, 2, dtype=dtype, generator=gen)
     for geom in (PointCloud(x, y), PointCloud(x, y, online=True)):
         res = sinkhorn(None, None, geom, 0.5, tol=1e-5)
-        for value in (res.f, res.g, res.cost, res.objective, res.plan()):
+        for value in (res.potentials[0], res.potentials[1], res.cost, res.objective, res.plan):
             assert value.dtype == dtype and value.device == x.device
     assert sinkhorn_divergence(x, y, 0.5, tol=1e-5).dtype == dtype
     # numpy weights take the dtype of the tensor cost

@@ -37,7 +37,7 @@ def entropic_plan(a, b, cost, eps):
 
     result = otmetrics.sinkhorn(a, b, cost, eps, tol=1e-8, max_iter=100_000)
     assert result.converged
-    return result.plan()
+    return result.plan
 
 
 def main(out_dir=IMG_DIR) -> list[Path]:

@@ -27,6 +27,7 @@ from .._core.validation import validate_cost, validate_positive, validate_same_m
 from .._core.warnings import ConvergenceWarning
 from .certificate import Certificate, certify, stack_certificates
 from .costs import PointCloud
+from .results import TransportResult
 
 __all__ = ["OTResult", "emd", "wasserstein", "BACKENDS"]
 
@@ -38,11 +39,13 @@ _HIGHS_STATUS = {0: "optimal", 1: "max_iter_reached", 2: "infeasible", 3: "unbou
 
 
 @dataclass(frozen=True)
-class OTResult:
+class OTResult(TransportResult):
     """The solution of an exact optimal-transport problem, with its proof of optimality.
 
     Arrays are numpy ``float64`` for numpy input, tensors on the caller's device and dtype for torch
-    input. For a batch, every field has the leading batch axis ``B``.
+    input. For a batch, every field has the leading batch axis ``B``. The attributes shared with
+    :class:`~otmetrics.SinkhornResult` (``cost``, ``plan``, ``potentials``, ``converged``,
+    ``marginal_error``) come from :class:`~otmetrics.TransportResult`.
 
     Attributes
     ----------
@@ -59,6 +62,8 @@ class OTResult:
         Duality gap, minimal reduced cost, complementary slackness and marginal errors, as measured.
     converged : bool or ndarray of bool ``(B,)``
         The solver reported optimality and the certificate holds.
+    marginal_error : float or ndarray ``(B,)``
+        ``|P 1 - a|_1 + |P^T 1 - b|_1`` of the plan, measured (the certificate's two terms).
     status : str or ndarray of str ``(B,)``
         The solver's own status: ``"optimal"``, ``"max_iter_reached"``, ``"infeasible"``,
         ``"unbounded"`` or ``"numerical_error"``.
@@ -72,11 +77,8 @@ class OTResult:
     (2.0, [[0.5], [0.5]], True, 'optimal')
     """
 
-    cost: Any
     plan: Any
-    potentials: tuple[Any, Any]
     certificate: Certificate
-    converged: Any
     status: Any
     backend: str
 
@@ -318,8 +320,9 @@ def emd(a, b, cost, *, backend: str = "network_simplex", max_iter: int | None = 
     value = certificate.primal
     if like is not None:
         value, plan, u, v = _torch_outputs(a, b, a_in, b_in, cost_in, plan, u, v, like)
-    return OTResult(cost=value, plan=plan, potentials=(u, v), certificate=certificate,
-                    converged=converged, status=status, backend=backend)
+    marginal_error = certificate.marginal_error_a + certificate.marginal_error_b
+    return OTResult(cost=value, plan=plan, potentials=(u, v), certificate=certificate, converged=converged,
+                    marginal_error=marginal_error, status=status, backend=backend)
 
 
 def _torch_outputs(a, b, a_in, b_in, cost_in, plan, u, v, like):

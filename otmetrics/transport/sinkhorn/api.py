@@ -17,17 +17,19 @@ soft-min operator (:mod:`.softmin`): a dense matrix, a batch, or a point cloud w
 from __future__ import annotations
 
 import functools
-import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..._core.arrays import batch_size, is_tensor, to_numpy
-from ..._core.validation import validate_cost, validate_positive, validate_same_mass, validate_weights
+from ..._core.arrays import is_tensor
+from ..._core.deprecation import warn_deprecated
 from ..._core.warnings import ConvergenceWarning, NumericalWarning
 from ..costs import PointCloud
+from ..results import TransportResult, callable_plan
+from .envelope import attach_gradient, dual_value
+from .problem import check_options, diagnostic, initial_potentials, prepare, to_output
 
 __all__ = ["SinkhornResult", "sinkhorn", "sinkhorn_divergence"]
 
@@ -36,265 +38,71 @@ __all__ = ["SinkhornResult", "sinkhorn", "sinkhorn_divergence"]
 # The result
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SinkhornResult:
+class SinkhornResult(TransportResult):
     """The solution of an entropic optimal-transport problem, with per-problem diagnostics.
 
     Values are numpy ``float64`` (Python floats for one problem) for numpy input, tensors on the caller's
-    device and dtype for torch input; a batch keeps its leading axis ``B`` everywhere.
+    device and dtype for torch input; a batch keeps its leading axis ``B`` everywhere. The attributes
+    shared with :class:`~otmetrics.OTResult` (``cost``, ``plan``, ``potentials``, ``converged``,
+    ``marginal_error``) come from :class:`~otmetrics.TransportResult`.
 
     Attributes
     ----------
-    f, g : shapes ``(n,)``, ``(m,)`` (or ``(B, n)``, ``(B, m)``)
-        Dual potentials, in cost units: the plan is ``P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)``.
-        Detached (no gradient). Points of zero weight get their soft c-transform value.
     cost : float, ndarray ``(B,)`` or tensor
         The transport cost ``<C, P>`` of the returned plan (no entropy). Detached: its gradient is not given
         by the envelope theorem; differentiate ``objective``.
+    potentials : tuple ``(f, g)``, shapes ``(n,)``, ``(m,)`` (or ``(B, n)``, ``(B, m)``)
+        Dual potentials, in cost units: the plan is ``P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)``.
+        Detached (no gradient). Points of zero weight get their soft c-transform value.
+    plan : shape ``(n, m)`` or ``(B, n, m)``
+        The transport plan of the potentials, computed on first access and kept (for an online point
+        cloud this materialises the ``n x m`` matrix).
+    converged : bool or ndarray of bool ``(B,)``
+        ``marginal_error <= tol * |a|``.
+    marginal_error : float or ndarray ``(B,)``
+        The L1 violation of the marginals of the returned plan, ``|P 1 - a|_1 + |P^T 1 - b|_1``, measured
+        (the column term is zero by construction, up to rounding).
     objective : float, ndarray ``(B,)`` or tensor
         ``OT_eps = <C, P> + eps KL(P | a x b)``, evaluated as the dual value
         ``<a, f> + <b, g> - eps (sum(P) - |a| |b|)`` at the returned potentials: a lower bound of ``OT_eps``
         for any potentials (weak duality), equal to it up to the marginal error. For torch input it is
         differentiable with respect to ``a``, ``b`` and the cost (or the points of a ``PointCloud``) by the
         envelope theorem: ``d/dC = P``, ``d/da = f - eps (P 1 / a - |b|)``.
-    converged : bool or ndarray of bool ``(B,)``
-        ``marginal_error <= tol * |a|``.
     n_iter : int or ndarray of int ``(B,)``
         Iterations run on each problem, epsilon-scaling stages included (one iteration = one update of
         each potential).
-    marginal_error : float or ndarray ``(B,)``
-        The L1 violation of the marginals of the returned plan, ``|P 1 - a|_1 + |P^T 1 - b|_1``, measured
-        (the column term is zero by construction, up to rounding).
     eps, tol : float
         The regularisation and the tolerance that were used.
-
-    Methods
-    -------
-    plan()
-        The transport plan ``(n, m)`` (or ``(B, n, m)``), computed on demand (for an online point cloud this
-        materialises the ``n x m`` matrix).
     """
 
-    f: Any
-    g: Any
-    cost: Any
-    objective: Any
-    converged: Any
-    n_iter: Any
-    marginal_error: Any
-    eps: float
-    tol: float
+    objective: Any = None
+    n_iter: Any = None
+    eps: float = float("nan")
+    tol: float = float("nan")
     _plan_fn: Any = field(default=None, repr=False, compare=False)
 
+    @functools.cached_property
     def plan(self):
         """The plan ``P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)``, ``(n, m)`` or ``(B, n, m)``."""
-        return self._plan_fn()
+        return callable_plan(self._plan_fn())
 
+    @property
+    def f(self):
+        """Deprecated (removed in 0.3): the row potential, ``potentials[0]``."""
+        warn_deprecated("SinkhornResult.f is deprecated: use result.potentials[0]")
+        return self.potentials[0]
 
-# ------------------------------------------------------------------------------------------------
-# Input handling
-# ------------------------------------------------------------------------------------------------
-@dataclass
-class _Problem:
-    """A validated problem as torch tensors with a batch axis, and how to give results back."""
-
-    op: Any            # SoftMin
-    a: Any             # (B, n), in the graph of the caller's a (if any)
-    b: Any             # (B, m), rescaled to the mass of a
-    mass_a: np.ndarray  # (B,)
-    mass_b: np.ndarray
-    batched: bool
-    like: Any          # a tensor for torch output, None for numpy output
+    @property
+    def g(self):
+        """Deprecated (removed in 0.3): the column potential, ``potentials[1]``."""
+        warn_deprecated("SinkhornResult.g is deprecated: use result.potentials[1]")
+        return self.potentials[1]
 
 
 def _torch():
     import torch
 
     return torch
-
-
-def _reference(**values):
-    """The tensor that decides the output type, device and dtype, or None (numpy)."""
-    torch = _torch()
-    named = [(name, v) for name, v in values.items() if is_tensor(v)]
-    tensors = [v for _, v in named]
-    if not tensors:
-        return None
-    device = tensors[0].device
-    for name, t in named[1:]:
-        if t.device != device:
-            raise ValueError(f"{name}: must be on the device of {named[0][0]} ({device}), got {t.device}")
-    dtype = None
-    for t in tensors:
-        if t.is_floating_point():
-            dtype = t.dtype if dtype is None else torch.promote_types(dtype, t.dtype)
-    dtype = dtype or torch.float64
-    return torch.empty(0, dtype=dtype, device=device)
-
-
-def _as_tensor(x, ref, name):
-    torch = _torch()
-    if is_tensor(x):
-        return x.to(ref.dtype) if x.dtype != ref.dtype else x
-    return torch.as_tensor(to_numpy(x, name), dtype=ref.dtype, device=ref.device)
-
-
-def _prepare(a, b, cost, *, online=None, mass_rtol=1e-6) -> _Problem:
-    """Validate ``a``, ``b``, ``cost`` and build the soft-min operator (the shared front of both solvers)."""
-    from .softmin import DenseSoftMin, PointCloudSoftMin
-
-    torch = _torch()
-    geom = cost if isinstance(cost, PointCloud) else None
-    if geom is None:
-        cost = validate_cost(cost, "cost")
-        n, m = cost.shape[-2:]
-        cost_batch = batch_size("cost", cost, 2)
-        ref = _reference(cost=cost, a=a, b=b)
-    else:
-        n, m = geom.shape[-2:]
-        cost_batch = geom.x.shape[0] if geom.batched else None
-        ref = _reference(x=geom.x, y=geom.y, a=a, b=b)
-    like = ref
-    if ref is None:
-        ref = torch.empty(0, dtype=torch.float64)
-
-    def weights(w, name, size, what):
-        if w is None:
-            return torch.full((size,), 1.0 / size, dtype=ref.dtype, device=ref.device)
-        w = validate_weights(w, name)
-        if w.shape[-1] != size:
-            raise ValueError(f"{name}: expected {size} weights (the {what} of cost), got {w.shape[-1]}")
-        return _as_tensor(w, ref, name)
-
-    a_t = weights(a, "a", n, "rows")
-    b_t = weights(b, "b", m, "columns")
-    sizes = {s for s in (batch_size("a", a_t, 1), batch_size("b", b_t, 1), cost_batch) if s is not None}
-    if len(sizes) > 1:
-        raise ValueError(f"cost: batch sizes of a, b and cost differ: {sorted(sizes)}")
-    batch = sizes.pop() if sizes else None
-    rtol = max(float(mass_rtol), 100 * float(torch.finfo(ref.dtype).eps))
-    mass_a, mass_b = validate_same_mass(a_t.detach(), b_t.detach(), rtol=rtol)
-    B = batch or 1
-    mass_a = np.broadcast_to(np.asarray(mass_a, dtype=np.float64), (B,)).copy()
-    mass_b = np.broadcast_to(np.asarray(mass_b, dtype=np.float64), (B,)).copy()
-    a_t = a_t.expand(B, n) if a_t.ndim == 1 else a_t
-    b_t = b_t.expand(B, m) if b_t.ndim == 1 else b_t
-    scale = torch.as_tensor(mass_a / mass_b, dtype=ref.dtype, device=ref.device)
-    b_t = b_t * scale[:, None]  # exactly balanced masses (the factor is a constant for autograd)
-    mass_b = mass_a.copy()
-
-    if geom is None:
-        c = _as_tensor(cost, ref, "cost")
-        c = c.expand(B, n, m) if c.ndim == 2 else c
-        op = DenseSoftMin(c)
-    else:
-        x, y = _as_tensor(geom.x, ref, "x"), _as_tensor(geom.y, ref, "y")
-        if x.ndim == 2:
-            x, y = x.expand(B, *x.shape), y.expand(B, *y.shape)
-        use_online = geom.online if online is None else online
-        if use_online:
-            op = PointCloudSoftMin(x, y, geom.p, geom.metric, rows=geom.chunk_size)
-        else:
-            from ..costs import cost_matrix
-
-            op = DenseSoftMin(cost_matrix(x, y, geom.p, geom.metric))
-    return _Problem(op, a_t, b_t, mass_a, mass_b, batch is not None, like)
-
-
-def _check_options(eps, tol, max_iter, eps_scaling, eps_init):
-    eps = float(validate_positive(eps, "eps"))
-    tol = float(validate_positive(tol, "tol"))
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter: must be a positive integer, got {max_iter!r}")
-    if eps_scaling is not None:
-        if isinstance(eps_scaling, bool) or not isinstance(eps_scaling, numbers.Real) \
-                or not 0 < eps_scaling < 1:
-            raise ValueError(f"eps_scaling: must be a factor in (0, 1) or None, got {eps_scaling!r}")
-        eps_scaling = float(eps_scaling)
-    if eps_init is not None:
-        eps_init = float(validate_positive(eps_init, "eps_init"))
-    return eps, tol, int(max_iter), eps_scaling, eps_init
-
-
-def _output(value, prob: _Problem, *, scalar_ok=True):
-    """A ``(B, ...)`` tensor in the caller's type, with the batch axis dropped for one problem."""
-    if not prob.batched:
-        value = value[0]
-    if prob.like is not None:
-        return value.to(prob.like.dtype) if value.is_floating_point() else value
-    arr = value.detach().cpu().numpy().astype(np.float64)
-    return float(arr) if (arr.ndim == 0 and scalar_ok) else arr
-
-
-def _diag(values, prob: _Problem, kind):
-    values = np.asarray(values)
-    if prob.batched:
-        return values.astype(kind)
-    return kind(values[0]) if kind is not bool else bool(values[0])
-
-
-# ------------------------------------------------------------------------------------------------
-# The differentiable objective (envelope theorem)
-# ------------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def _objective_function():
-    torch = _torch()
-    from .softmin import soft_c_transform
-
-    class EntropicObjective(torch.autograd.Function):
-        """``OT_eps`` as a function of ``(a, b, cost leaves)`` with the optimal potentials held fixed.
-
-        The value is the dual
-        ``D(f, g) = <a, f> + <b, g> - eps <a x b, exp((f + g - C) / eps)> + eps |a||b|``;
-        at the optimum its partial derivatives are those of ``OT_eps`` (envelope theorem):
-        ``dD/dC = P``, ``dD/da_i = f_i - eps (P 1)_i / a_i + eps |b|`` and symmetrically for ``b``.
-        """
-
-        @staticmethod
-        def forward(ctx, value, state, a, b, *leaves):
-            ctx.state = state
-            return value.detach().clone()
-
-        @staticmethod
-        def backward(ctx, grad):
-            op, f, g, loga, logb, eps, mass_a, mass_b = ctx.state
-            grad = grad.reshape(-1)
-            needs = ctx.needs_input_grad
-            grad_a = grad_b = None
-            if needs[2]:
-                f_next = soft_c_transform(op, g, logb, eps, to="rows")
-                grad_a = f - eps * torch.exp((f - f_next) / eps) + eps * mass_b[:, None]
-                grad_a = grad_a * grad[:, None].to(f.dtype)
-            if needs[3]:
-                g_next = soft_c_transform(op, f, loga, eps, to="cols")
-                grad_b = g - eps * torch.exp((g - g_next) / eps) + eps * mass_a[:, None]
-                grad_b = grad_b * grad[:, None].to(g.dtype)
-            leaf_grads = op.leaf_grads(f, g, loga, logb, eps, grad, needs[4:])
-            return (None, None, grad_a, grad_b, *leaf_grads)
-
-    return EntropicObjective
-
-
-def _dual_value(prob_a, prob_b, f, g, plan_mass, eps, mass_a, mass_b):
-    """``<a, f> + <b, g> - eps sum(P) + eps |a||b|`` per problem, in float64."""
-    torch = _torch()
-    f64 = torch.float64
-    value = (prob_a.detach().to(f64) * f.to(f64)).nansum(1) + (prob_b.detach().to(f64) * g.to(f64)).nansum(1)
-    extra = eps * (torch.as_tensor(mass_a * mass_b - plan_mass, dtype=f64, device=f.device))
-    return value + extra
-
-
-def _attach_gradient(value, op, f, g, a, b, eps, mass_a, mass_b):
-    """``value`` (B,) carrying envelope-theorem gradients to ``a``, ``b`` and the cost's leaves."""
-    torch = _torch()
-    leaves = op.leaves()
-    tracked = [t for t in (a, b, *leaves) if is_tensor(t) and t.requires_grad]
-    if not tracked or not torch.is_grad_enabled():
-        return value
-    loga, logb = torch.log(a.detach()), torch.log(b.detach())
-    dev = f.device
-    state = (op, f, g, loga, logb, eps, torch.as_tensor(mass_a, dtype=f.dtype, device=dev),
-             torch.as_tensor(mass_b, dtype=f.dtype, device=dev))
-    return _objective_function().apply(value, state, a, b, *leaves)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -355,8 +163,8 @@ def sinkhorn(a, b, cost, eps: float, *, tol: float = 1e-6, max_iter: int = 10_00
     Returns
     -------
     SinkhornResult
-        ``f``, ``g``, ``cost`` (``<C, P>``), ``objective`` (``OT_eps``, differentiable), ``converged``,
-        ``n_iter``, ``marginal_error`` per problem, and ``plan()`` on demand.
+        ``cost`` (``<C, P>``), ``potentials`` ``(f, g)``, ``objective`` (``OT_eps``, differentiable),
+        ``converged``, ``n_iter``, ``marginal_error`` per problem, and ``plan`` (computed on first access).
 
     Raises
     ------
@@ -397,7 +205,7 @@ def sinkhorn(a, b, cost, eps: float, *, tol: float = 1e-6, max_iter: int = 10_00
     >>> res = sinkhorn([0.5, 0.5], [0.5, 0.5], C, eps=0.25)
     >>> bool(res.converged), round(res.cost, 6), round(res.objective, 6)
     (True, 0.017986, 0.168749)
-    >>> res.plan().round(3)
+    >>> res.plan.round(3)
     array([[0.491, 0.009],
            [0.009, 0.491]])
 
@@ -418,54 +226,35 @@ A batch of 8 problems between point clouds, in torch, with a differentiable obje
     torch = _torch()
     from . import loop
 
-    eps, tol, max_iter, eps_scaling, eps_init = _check_options(eps, tol, max_iter, eps_scaling, eps_init)
-    prob = _prepare(a, b, cost, mass_rtol=mass_rtol)
+    eps, tol, max_iter, eps_scaling, eps_init = check_options(eps, tol, max_iter, eps_scaling, eps_init)
+    prob = prepare(a, b, cost, mass_rtol=mass_rtol)
     op = prob.op
     a_t, b_t = prob.a, prob.b
     a_d, b_d = a_t.detach(), b_t.detach()
     loga, logb = torch.log(a_d), torch.log(b_d)
     f0 = g0 = None
     if init is not None:
-        f0, g0 = _initial_potentials(init, prob)
+        f0, g0 = initial_potentials(init, prob)
     schedule = loop.eps_schedule(eps, eps_init, eps_scaling, op.max_cost() if eps_scaling else 0.0)
     with torch.no_grad():
         out = loop.alternating(op, a_d, b_d, loga, logb, eps, tol=tol * prob.mass_a, max_iter=max_iter,
                                schedule=schedule, f0=f0, g0=g0)
         transport = op.transport_cost(out.f, out.g, loga, logb, eps)
-    value = _dual_value(a_d, b_d, out.f, out.g, out.plan_mass, eps, prob.mass_a, prob.mass_b)
-    objective = _attach_gradient(value.to(out.f.dtype), op, out.f, out.g, a_t, b_t, eps,
+    value = dual_value(a_d, b_d, out.f, out.g, out.plan_mass, eps, prob.mass_a, prob.mass_b)
+    objective = attach_gradient(value.to(out.f.dtype), op, out.f, out.g, a_t, b_t, eps,
                                  prob.mass_a, prob.mass_b)
     _warn_unconverged("sinkhorn", out, tol, max_iter)
 
     def plan():
         with torch.no_grad():
-            return _output(op.plan(out.f, out.g, loga, logb, eps), prob)
+            return to_output(op.plan(out.f, out.g, loga, logb, eps), prob)
 
     return SinkhornResult(
-        f=_output(out.f, prob), g=_output(out.g, prob), cost=_output(transport.to(out.f.dtype), prob),
-        objective=_output(objective, prob), converged=_diag(out.converged, prob, bool),
-        n_iter=_diag(out.n_iter, prob, int), marginal_error=_diag(out.error, prob, float),
+        cost=to_output(transport.to(out.f.dtype), prob), potentials=(to_output(out.f, prob), to_output(out.g, prob)),
+        objective=to_output(objective, prob), converged=diagnostic(out.converged, prob, bool),
+        n_iter=diagnostic(out.n_iter, prob, int), marginal_error=diagnostic(out.error, prob, float),
         eps=eps, tol=tol, _plan_fn=plan,
     )
-
-
-def _initial_potentials(init, prob):
-    torch = _torch()
-    if not isinstance(init, (tuple, list)) or len(init) != 2:
-        raise ValueError(f"init: expected a pair of potentials (f, g), got {type(init).__name__}")
-    ref = prob.a
-    out = []
-    for name, pot, size in (("init[0]", init[0], prob.op.n), ("init[1]", init[1], prob.op.m)):
-        t = torch.as_tensor(to_numpy(pot, name), dtype=ref.dtype, device=ref.device) if not is_tensor(pot) \
-            else pot.detach().to(ref.dtype)
-        if t.shape[-1] != size or t.ndim > 2:
-            raise ValueError(f"{name}: expected shape ({size},) or (B, {size}), got {tuple(t.shape)}")
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name}: potentials must be finite")
-        out.append(t.expand(prob.op.batch, size).clone() if t.ndim == 1 else t.clone())
-        if out[-1].shape[0] != prob.op.batch:
-            raise ValueError(f"{name}: batch size {out[-1].shape[0]} differs from {prob.op.batch}")
-    return out
 
 
 def _warn_unconverged(name, out, tol, max_iter):
@@ -567,9 +356,9 @@ def sinkhorn_divergence(x, y, eps: float, *, a=None, b=None, p: float = 2, metri
     torch = _torch()
     from . import loop
 
-    eps, tol, max_iter, eps_scaling, eps_init = _check_options(eps, tol, max_iter, eps_scaling, eps_init)
+    eps, tol, max_iter, eps_scaling, eps_init = check_options(eps, tol, max_iter, eps_scaling, eps_init)
     geom_xy = PointCloud(x, y, p=p, metric=metric, online=online, chunk_size=chunk_size)
-    prob = _prepare(a, b, geom_xy, mass_rtol=mass_rtol)
+    prob = prepare(a, b, geom_xy, mass_rtol=mass_rtol)
     schedule = loop.eps_schedule(eps, eps_init, eps_scaling, prob.op.max_cost() if eps_scaling else 0.0)
     a_t, b_t = prob.a, prob.b
     a_d, b_d = a_t.detach(), b_t.detach()
@@ -579,11 +368,11 @@ def sinkhorn_divergence(x, y, eps: float, *, a=None, b=None, p: float = 2, metri
 
     def self_op(points, w):
         geom = PointCloud(points, p=p, metric=metric, online=online, chunk_size=chunk_size)
-        return _prepare(w, w, geom, mass_rtol=np.inf).op
+        return prepare(w, w, geom, mass_rtol=np.inf).op
 
     def objective(op, res, w1, w2):
-        value = _dual_value(w1.detach(), w2.detach(), res.f, res.g, res.plan_mass, eps, mass, mass)
-        return _attach_gradient(value.to(res.f.dtype), op, res.f, res.g, w1, w2, eps, mass, mass)
+        value = dual_value(w1.detach(), w2.detach(), res.f, res.g, res.plan_mass, eps, mass, mass)
+        return attach_gradient(value.to(res.f.dtype), op, res.f, res.g, w1, w2, eps, mass, mass)
 
     op_xx = self_op(geom_xy.x, a_t)
     with torch.no_grad():
@@ -619,7 +408,7 @@ def sinkhorn_divergence(x, y, eps: float, *, a=None, b=None, p: float = 2, metri
             f"sinkhorn_divergence: negative value {low.min():.3g} beyond what the solver tolerance explains "
             f"({slack.max():.3g}); reported as 0", NumericalWarning, stacklevel=2,
         )
-    return _output(raw.clamp_min(0.0), prob)
+    return to_output(raw.clamp_min(0.0), prob)
 
 
 def _same_points(geom: PointCloud) -> bool:
