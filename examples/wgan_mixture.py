@@ -108,7 +108,7 @@ def evaluate(fake: np.ndarray, real: np.ndarray, data_hist: np.ndarray) -> dict:
     near = dist.min(1) <= 3 * STD
     per_mode = np.bincount(dist.argmin(1)[near], minlength=MODES)
     return {
-        "w1": float(otmetrics.wasserstein(fake, real)),
+        "w1": float(otmetrics.wasserstein(fake, real, p=1)),
         "sinkhorn": float(sinkhorn),
         "mmd2": float(otmetrics.mmd(fake, real)),
         "js": float(otmetrics.js_divergence(data_hist.ravel(), gen_hist.ravel())),

@@ -159,7 +159,7 @@ def evaluate(model: np.ndarray, data: np.ndarray, *, critic_steps: int, seed: in
     out["W1 exact (EMD)"] = w1.cost
     out["  certificate: relative gap"] = w1.certificate.relative_gap
     out["W2 exact"] = otmetrics.wasserstein(model, data, p=2)
-    out["W1 of the x-coordinate (1-D)"] = otmetrics.wasserstein_1d(model[:, 0], data[:, 0])
+    out["W1 of the x-coordinate (1-D)"] = otmetrics.wasserstein_1d(model[:, 0], data[:, 0], p=1)
     # a ConvergenceWarning would say if one of its three problems missed tol
     out["Sinkhorn divergence"] = otmetrics.sinkhorn_divergence(model, data, 0.1, p=2, tol=1e-4)
     out["MMD^2 (Gaussian, median)"] = otmetrics.mmd(model, data, kernel="gaussian", bandwidth="median")

@@ -27,7 +27,7 @@ HALF = np.array([0.5, 0.5])
 
 
 @settings(max_examples=40, deadline=None)
-@given(histograms(), cost_matrices(), point_clouds(), sample_pairs(), ot_problems(), problem_batches())
+@given(histograms(), cost_matrices(), point_clouds(), sample_pairs(), ot_problems(p=1), problem_batches())
 def test_strategies_draw_valid_data(h, c, pc, pair, problem, batch):
     assert h.ndim == 1 and np.all(h >= 0) and h.sum() == pytest.approx(1.0) and h.max() > 0
     assert c.ndim == 2 and np.all(np.isfinite(c)) and np.all(c >= 0)
@@ -94,4 +94,4 @@ def test_metric_axioms_catch_non_metrics():
 
 def test_ot_problems_rejects_an_unknown_kind():
     with pytest.raises(ValueError, match="^kind: must be"):
-        ot_problems(kind="graph")
+        ot_problems(kind="graph", p=1)

@@ -6,7 +6,10 @@ Every deprecation of otmetrics goes through here, so that they all behave alike 
 - :func:`renamed_arguments` lets a function accept an argument's old keyword name, with a
   ``DeprecationWarning`` that names the new one (passing both is a ``ValueError``);
 - :func:`warn_deprecated` is the one warning call, for the other cases (a method that became an
-  attribute, a module path that moved).
+  attribute, a module path that moved);
+- :func:`changed_default` resolves an argument whose default changed: when the caller did not pass
+  it, the new default holds and a ``FutureWarning`` says so (the numbers change: users must see it
+  whether or not they enable deprecation warnings), until :data:`REMOVED_IN`.
 
 ``DeprecationWarning`` is shown by default in ``__main__``, in notebooks and under test runners;
 removal is announced for :data:`REMOVED_IN`.
@@ -17,7 +20,7 @@ from __future__ import annotations
 import functools
 import warnings
 
-__all__ = ["REMOVED_IN", "renamed_arguments", "warn_deprecated"]
+__all__ = ["REMOVED_IN", "renamed_arguments", "warn_deprecated", "changed_default"]
 
 #: The release that removes what is deprecated in this one.
 REMOVED_IN = "0.3"
@@ -75,3 +78,35 @@ def renamed_arguments(**renames: str):
         return wrapper
 
     return decorate
+
+
+def changed_default(value, *, func: str, name: str, old, new, since: str = "0.2", stacklevel: int = 2):
+    """``value`` if the caller passed it, else ``new`` with a ``FutureWarning`` naming the old default.
+
+    The argument's signature default is ``None``, meaning "not given"; the function's documentation
+    states ``new`` as its default.
+
+    Parameters
+    ----------
+    value : the argument as received (``None`` when the caller did not pass it).
+    func, name : the function's and the argument's names, for the message.
+    old, new : the default before ``since`` and the default now.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     changed_default(None, func="wasserstein", name="p", old=1, new=2)
+    2
+    >>> caught[0].category.__name__
+    'FutureWarning'
+    >>> changed_default(1, func="wasserstein", name="p", old=1, new=2)  # passed: no warning
+    1
+    """
+    if value is not None:
+        return value
+    warnings.warn(f"{func}: the default {name} is {new} since otmetrics {since} (it was {old}); pass {name} "
+                  f"explicitly to silence this warning (shown until otmetrics {REMOVED_IN})", FutureWarning,
+                  stacklevel=stacklevel + 1)
+    return new

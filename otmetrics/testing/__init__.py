@@ -12,7 +12,7 @@ Example
     import otmetrics
     from otmetrics.testing import ot_problems, assert_optimal
 
-    @given(ot_problems(max_n=8, max_m=8))
+    @given(ot_problems(max_n=8, max_m=8, p=2))
     def test_my_solver(problem):
         result = otmetrics.emd(problem.a, problem.b, problem.cost)
         assert_optimal(result, problem.a, problem.b, problem.cost)

@@ -14,6 +14,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from .._core.deprecation import changed_default
+
 __all__ = ["OTProblem", "histograms", "cost_matrices", "point_clouds", "sample_pairs", "ot_problems",
            "problem_batches"]
 
@@ -108,7 +110,7 @@ def sample_pairs(draw, max_n: int = 10, max_m: int | None = None, dim: Any = st.
     return x, y
 
 
-def ot_problems(max_n: int = 10, max_m: int | None = None, *, kind: str = "any", p: float = 1.0,
+def ot_problems(max_n: int = 10, max_m: int | None = None, *, kind: str = "any", p: float | None = None,
                 mass: float = 1.0, allow_zeros: bool = True) -> st.SearchStrategy:
     """A transport problem: weights and either a random cost matrix or the cost of two point clouds.
 
@@ -118,8 +120,9 @@ def ot_problems(max_n: int = 10, max_m: int | None = None, *, kind: str = "any",
         Largest numbers of source and target points.
     kind : {"any", "matrix", "points"}
         ``"matrix"``: arbitrary non-negative costs (not a metric); ``"points"``: ``|x - y|^p``.
-    p : float
-        Power of the distance for point-cloud problems.
+    p : float, default 2
+        Power of the distance for point-cloud problems. The default was 1 before otmetrics 0.2: omitting
+        ``p`` gives a ``FutureWarning`` until 0.3.
     mass : float
         Common total mass of ``a`` and ``b``.
     allow_zeros : bool
@@ -155,13 +158,14 @@ def ot_problems(max_n: int = 10, max_m: int | None = None, *, kind: str = "any",
     >>> from hypothesis import given, settings
     >>> import otmetrics
     >>> @settings(max_examples=10)
-    ... @given(ot_problems(max_n=5))
+    ... @given(ot_problems(max_n=5, p=2))
     ... def test(problem):
     ...     assert otmetrics.emd(problem.a, problem.b, problem.cost).converged
     >>> test()
     """
     if kind not in ("any", "matrix", "points"):
         raise ValueError(f"kind: must be 'any', 'matrix' or 'points', got {kind!r}")
+    p = changed_default(p, func="ot_problems", name="p", old=1, new=2)
     return _ot_problems(max_n, max_m, kind=kind, p=p, mass=mass, allow_zeros=allow_zeros)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._core.arrays import is_tensor
+from .._core.deprecation import changed_default
 from .._core.validation import validate_array, validate_p, validate_positive, validate_samples
 
 __all__ = ["METRICS", "pairwise_distances", "cost_matrix", "point_pair", "PointCloud"]
@@ -104,13 +105,15 @@ def point_pair(x, y, names: tuple[str, str] = ("x", "y")):
     return x, y
 
 
-def cost_matrix(x, y, p: float = 1.0, metric: str = "euclidean"):
+def cost_matrix(x, y, p: float | None = None, metric: str = "euclidean"):
     """The cost matrix ``C_ij = d(x_i, y_j)^p``.
 
     Parameters
     ----------
     x, y : shape ``(n, d)`` and ``(m, d)`` (or batched ``(B, n, d)``, ``(B, m, d)``)
-    p : power of the distance, ``>= 1``.
+    p : float, default 2
+        Power of the distance, ``>= 1``. The default was 1 before otmetrics 0.2: omitting ``p`` gives a
+        ``FutureWarning`` until 0.3 (see ``docs/conventions.md``).
     metric : see :func:`pairwise_distances`.
 
     Returns
@@ -123,7 +126,7 @@ def cost_matrix(x, y, p: float = 1.0, metric: str = "euclidean"):
     array([[9.],
            [4.]])
     """
-    p = validate_p(p)
+    p = validate_p(changed_default(p, func="cost_matrix", name="p", old=1, new=2, stacklevel=3))
     x, y = point_pair(x, y)
     if p == 2.0 and metric == "euclidean" and is_tensor(x) and x[..., :1].numel() * y.shape[-2] * x.shape[-1] <= 2**26:
         # the square of the differences directly: exact, with a well-defined gradient at 0

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._core.arrays import as_like, batch_size, first_tensor, is_tensor, pth_root, to_numpy, uniform_weights
+from .._core.deprecation import changed_default
 from .._core.validation import validate_cost, validate_positive, validate_same_mass, validate_weights
 from .._core.warnings import ConvergenceWarning
 from .certificate import Certificate, certify, stack_certificates
@@ -339,7 +340,7 @@ def _torch_outputs(a, b, a_in, b_in, cost_in, plan, u, v, like):
     return value, plan_t.detach(), u_t.detach(), v_t.detach()
 
 
-def wasserstein(x, y, *, a=None, b=None, p: float = 1, metric: str = "euclidean", **emd_options):
+def wasserstein(x, y, *, a=None, b=None, p: float | None = None, metric: str = "euclidean", **emd_options):
     """The exact p-Wasserstein distance between two empirical measures.
 
     .. math::
@@ -352,8 +353,9 @@ def wasserstein(x, y, *, a=None, b=None, p: float = 1, metric: str = "euclidean"
     x : array-like or tensor, shape ``(n, d)`` (or ``(n,)`` for points on a line, or ``(B, n, d)``)
     y : array-like or tensor, shape ``(m, d)`` (or ``(m,)``, or ``(B, m, d)``)
     a, b : optional weights, shapes ``(n,)`` and ``(m,)`` (uniform when omitted)
-    p : float, default 1
-        The order, ``>= 1``.
+    p : float, default 2
+        The order, ``>= 1``. The default was 1 before otmetrics 0.2: omitting ``p`` gives a
+        ``FutureWarning`` until 0.3 (see ``docs/conventions.md``).
     metric : {"euclidean", "cityblock", "chebyshev"}
     **emd_options
         Passed to :func:`emd` (``backend``, ``max_iter``, ``rtol``, ...).
@@ -378,9 +380,10 @@ def wasserstein(x, y, *, a=None, b=None, p: float = 1, metric: str = "euclidean"
 
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(50, 2))
-    >>> round(wasserstein(x, x + [3.0, 4.0]), 12)
+    >>> round(wasserstein(x, x + [3.0, 4.0], p=1), 12)
     5.0
     """
+    p = changed_default(p, func="wasserstein", name="p", old=1, new=2)
     result = emd(a, b, PointCloud(x, y, p=p, metric=metric), **emd_options)
     return pth_root(result.cost, p)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._core.arrays import first_tensor, is_tensor, pth_root
+from .._core.deprecation import changed_default, renamed_arguments
 from .._core.validation import validate_array, validate_p, validate_weights
 
 __all__ = ["wasserstein_1d"]
@@ -34,24 +35,28 @@ def _check_values_and_weights(values, weights, name, wname):
     return values, weights
 
 
-def wasserstein_1d(u, v, u_weights=None, v_weights=None, p: float = 1):
+@renamed_arguments(u="x", v="y", u_weights="a", v_weights="b")
+def wasserstein_1d(x, y, a=None, b=None, p: float | None = None):
     """Exact p-Wasserstein distance between discrete measures on the real line.
 
     .. math::
 
         W_p(\\mu, \\nu) = \\Big( \\int_0^1 |F_\\mu^{-1}(t) - F_\\nu^{-1}(t)|^p \\, dt \\Big)^{1/p},
-        \\qquad \\mu = \\sum_i w_i \\delta_{u_i},\\; \\nu = \\sum_j w'_j \\delta_{v_j}.
+        \\qquad \\mu = \\sum_i a_i \\delta_{x_i},\\; \\nu = \\sum_j b_j \\delta_{y_j}.
 
     Parameters
     ----------
-    u : array-like or tensor, shape ``(..., n)``
+    x : array-like or tensor, shape ``(..., n)``
         Sample positions of the first measure; leading axes are a batch.
-    v : array-like or tensor, shape ``(..., m)``
-        Sample positions of the second measure; its batch axes broadcast against those of ``u``.
-    u_weights, v_weights : optional, same shapes as ``u`` and ``v``
-        Non-negative weights (normalised internally); uniform when omitted.
-    p : float, default 1
-        The order, ``>= 1`` (any real, not only integers).
+    y : array-like or tensor, shape ``(..., m)``
+        Sample positions of the second measure; its batch axes broadcast against those of ``x``.
+    a, b : optional, same shapes as ``x`` and ``y``
+        Non-negative weights (normalised internally); uniform when omitted. (Called ``u_weights``,
+        ``v_weights`` before 0.2, as in scipy; those keywords, and ``u=``, ``v=``, work until 0.3 with a
+        ``DeprecationWarning``.)
+    p : float, default 2
+        The order, ``>= 1`` (any real, not only integers). The default was 1 before otmetrics 0.2:
+        omitting ``p`` gives a ``FutureWarning`` until 0.3 (see ``docs/conventions.md``).
 
     Returns
     -------
@@ -74,19 +79,19 @@ def wasserstein_1d(u, v, u_weights=None, v_weights=None, p: float = 1):
 
     Examples
     --------
-    >>> wasserstein_1d([0.0, 1.0, 3.0], [5.0, 6.0, 8.0])
+    >>> wasserstein_1d([0.0, 1.0, 3.0], [5.0, 6.0, 8.0], p=1)
     5.0
     >>> round(wasserstein_1d([0.0, 1.0], [0.0, 2.0], p=2), 12)  # sqrt((0 + 1) / 2)
     0.707106781187
     """
-    p = validate_p(p)
-    u, u_weights = _check_values_and_weights(u, u_weights, "u", "u_weights")
-    v, v_weights = _check_values_and_weights(v, v_weights, "v", "v_weights")
+    p = validate_p(changed_default(p, func="wasserstein_1d", name="p", old=1, new=2, stacklevel=3))
+    u, u_weights = _check_values_and_weights(x, a, "x", "a")
+    v, v_weights = _check_values_and_weights(y, b, "y", "b")
     try:
         np.broadcast_shapes(tuple(u.shape[:-1]), tuple(v.shape[:-1]))
     except ValueError:
         raise ValueError(
-            f"v: batch shape {tuple(v.shape[:-1])} does not broadcast with u's {tuple(u.shape[:-1])}"
+            f"y: batch shape {tuple(v.shape[:-1])} does not broadcast with x's {tuple(u.shape[:-1])}"
         ) from None
     like = first_tensor(u, v, u_weights, v_weights)
     if like is not None:
