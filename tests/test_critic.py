@@ -450,8 +450,9 @@ def test_seed_reproducibility():
 def test_convergence_warning_on_a_short_run():
     rng = np.random.default_rng(8)
     x, y = rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 3
-    with pytest.warns(ConvergenceWarning, match="increase steps"):
+    with pytest.warns(ConvergenceWarning, match="increase steps") as caught:
         est = estimate_w1(x, y, steps=4, width=16, depth=1)
+    assert caught[0].filename == __file__  # the warning points at the caller's line
     assert not est.converged
     assert est.certified <= exact_w1(x, y) + 1e-12
 

@@ -320,7 +320,7 @@ def _finish(net, X64, Y64, wa, wb, x_test, y_test, *, method, certify, tol, hist
             f"estimate_w1 ({method}): the critic's objective still rose by more than tol={tol:g} (relative) "
             f"over the last fifth of {n_iter} steps; the value may be far from W1 (the certified bound "
             f"{certified:.6g} holds regardless); increase steps",
-            ConvergenceWarning, stacklevel=3,
+            ConvergenceWarning, stacklevel=4,  # _finish <- estimate_w1 <- renamed_arguments <- the caller
         )
     return CriticEstimate(value=value, certified=float(certified), lipschitz_bound=float(lipschitz),
                           certified_lipschitz=float(certified_lipschitz),
@@ -343,7 +343,7 @@ def _c_transform_bound(X, Y, fx, fy, wa, wb, lipschitz):
         return best
     except FloatingPointError as exc:
         warnings.warn(f"estimate_w1: no c-transform bound ({exc}); certified uses the Lipschitz bound only",
-                      NumericalWarning, stacklevel=3)
+                      NumericalWarning, stacklevel=5)  # _c_transform_bound <- _finish <- ... <- the caller
         return 0.0, 1.0
 
 
