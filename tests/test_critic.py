@@ -755,7 +755,7 @@ OLD_PATHS = {
                                                "make_optimizer", "clip_weights_", "gradient_penalty",
                                                "critic_loss")},
     "networks": {name: "networks" for name in ("GroupSortCritic", "MLPCritic", "group_sort",
-                                               "bjorck_orthonormalize")},
+                                               "bjorck_orthonormalize", "ACTIVATIONS")},
     "threads": {"torch_threads": "threads"},
 }
 # what an old module provides only for old imports, with a DeprecationWarning naming the new module
