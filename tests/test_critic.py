@@ -450,8 +450,9 @@ def test_seed_reproducibility():
 def test_convergence_warning_on_a_short_run():
     rng = np.random.default_rng(8)
     x, y = rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 3
-    with pytest.warns(ConvergenceWarning, match="increase steps"):
+    with pytest.warns(ConvergenceWarning, match="increase steps") as caught:
         est = estimate_w1(x, y, steps=4, width=16, depth=1)
+    assert caught[0].filename == __file__  # the warning points at the caller's line
     assert not est.converged
     assert est.certified <= exact_w1(x, y) + 1e-12
 
@@ -468,7 +469,7 @@ def test_torch_threads_sets_and_restores():
     with torch_threads(None):
         assert torch.get_num_threads() == before
     for bad in (0, 1.5, True):
-        with pytest.raises(ValueError, match="num_threads"):
+        with pytest.raises(ValueError, match="n_threads"):
             with torch_threads(bad):
                 pass
 
@@ -494,12 +495,43 @@ def test_demo_restores_the_thread_count(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_num_threads_is_restored():
+def test_n_threads_is_restored():
     before = torch.get_num_threads()
-    quiet(estimate_w1, np.arange(4.0), np.arange(4.0) + 1, num_threads=2, steps=1, depth=0, certify=False)
+    quiet(estimate_w1, np.arange(4.0), np.arange(4.0) + 1, n_threads=2, steps=1, depth=0, certify=False)
     assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="num_threads"):
-        estimate_w1(np.arange(4.0), np.arange(4.0) + 1, num_threads=0)
+    with pytest.raises(ValueError, match="n_threads"):
+        estimate_w1(np.arange(4.0), np.arange(4.0) + 1, n_threads=0)
+
+
+def test_num_threads_is_a_deprecated_spelling_of_n_threads():
+    """The old keyword keeps working for one release: a DeprecationWarning, the same result."""
+    x, y = np.arange(6.0), np.arange(6.0) + 2
+    new = quiet(estimate_w1, x, y, n_threads=1, **FAST)
+    message = r"estimate_w1\(num_threads=\.\.\.\) is deprecated; use n_threads=\.\.\. \(removed in otmetrics"
+    with pytest.warns(DeprecationWarning, match=message):
+        old = quiet(estimate_w1, x, y, num_threads=1, **FAST)
+    assert old.value == new.value and old.certified == new.certified
+    assert np.array_equal(old.history.value, new.history.value)
+    with pytest.warns(DeprecationWarning, match=r"validate\(num_threads=\.\.\.\) is deprecated"):
+        report = quiet(validate, x, y, num_threads=1, **FAST)
+    assert report.estimate.value == new.value
+    before = torch.get_num_threads()
+    with pytest.warns(DeprecationWarning, match=r"torch_threads\(num_threads=\.\.\.\) is deprecated"):
+        with torch_threads(num_threads=2):
+            assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("call", [
+    lambda: estimate_w1(np.arange(4.0), np.arange(4.0) + 1, n_threads=1, num_threads=1, steps=1),
+    lambda: validate(np.arange(4.0), np.arange(4.0) + 1, n_threads=1, num_threads=1, steps=1),
+    lambda: torch_threads(n_threads=1, num_threads=1).__enter__(),
+])
+def test_n_threads_and_num_threads_together_is_an_error(call):
+    before = torch.get_num_threads()
+    with pytest.raises(ValueError, match="num_threads: deprecated alias of n_threads; pass only n_threads"):
+        call()
+    assert torch.get_num_threads() == before
 
 
 def test_certify_false_uses_the_lipschitz_bound_only():
@@ -707,3 +739,74 @@ def test_bad_input(kwargs, match):
 def test_bad_input_for_validate_is_checked_before_training():
     with pytest.raises(ValueError, match="y: points must have the dimension of x"):
         validate(np.zeros((4, 2)), np.zeros((4, 1)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Module layout: one concept per module, the old paths still work
+# ----------------------------------------------------------------------------------------------
+# the public names of the critic's modules before the split, and the module that holds each now
+OLD_PATHS = {
+    "bounds": {"spectral_norm_bound": "lipschitz", "lipschitz_bound": "lipschitz",
+               "FrozenCritic": "lipschitz", "dual_lower_bound": "dual", "DualBound": "dual",
+               "best_scale": "dual", "as_float64": "samples"},
+    "estimate": {"estimate_w1": "estimate", "CriticEstimate": "estimate", "CriticHistory": "loop",
+                 "validate": "validation", "CriticValidation": "validation"},
+    "training": {name: "training" for name in ("METHODS", "MethodConfig", "method_config", "make_critic",
+                                               "make_optimizer", "clip_weights_", "gradient_penalty",
+                                               "critic_loss")},
+    "networks": {name: "networks" for name in ("GroupSortCritic", "MLPCritic", "group_sort",
+                                               "bjorck_orthonormalize", "ACTIVATIONS")},
+    "threads": {"torch_threads": "threads"},
+}
+# what an old module provides only for old imports, with a DeprecationWarning naming the new module
+DEPRECATED_PATHS = {("bounds", name) for name in OLD_PATHS["bounds"]} | {
+    ("estimate", "validate"), ("estimate", "CriticValidation")}
+
+
+@pytest.mark.parametrize("old", sorted(OLD_PATHS))
+def test_old_module_paths_still_provide_their_names(old):
+    import importlib
+
+    import otmetrics.critic as critic
+
+    module = importlib.import_module(f"otmetrics.critic.{old}")
+    for name, home in OLD_PATHS[old].items():
+        expected = getattr(importlib.import_module(f"otmetrics.critic.{home}"), name)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert getattr(module, name) is expected, (old, name)
+        moved = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+        if (old, name) in DEPRECATED_PATHS:
+            assert len(moved) == 1 and f"otmetrics.critic.{home}" in moved[0], (old, name, moved)
+        else:
+            assert not moved, (old, name, moved)
+        if name in critic.__all__:
+            assert getattr(critic, name) is expected
+    with pytest.raises(AttributeError):
+        getattr(module, "no_such_name")
+
+
+def test_deprecated_module_paths_work_with_from_imports():
+    with pytest.warns(DeprecationWarning, match="otmetrics.critic.bounds.dual_lower_bound moved"):
+        from otmetrics.critic.bounds import dual_lower_bound as old_dual_lower_bound
+    assert old_dual_lower_bound is dual_lower_bound
+    with pytest.warns(DeprecationWarning, match="otmetrics.critic.estimate.validate moved"):
+        from otmetrics.critic.estimate import validate as old_validate
+    assert old_validate is validate
+
+
+def test_no_private_name_crosses_a_module_border():
+    """Modules of otmetrics.critic import only public names (what two modules share is public)."""
+    import ast
+    from pathlib import Path
+
+    import otmetrics.critic as critic
+
+    for path in sorted(Path(critic.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                private = [alias.name for alias in node.names if alias.name.startswith("_")]
+                private += [node.module] if node.module and any(
+                    part.startswith("_") and part not in ("_core", "__future__")
+                    for part in node.module.split(".")) else []
+                assert not private, f"{path.name}: imports {private} from {node.module}"

@@ -48,7 +48,7 @@ def critics(x, y, quick: bool):
             # an unconverged critic is reported in its panel's title ("not converged")
             warnings.simplefilter("ignore", otmetrics.ConvergenceWarning)
             estimates[method] = otmetrics.critic.estimate_w1(
-                x, y, method=method, seed=0, steps=settings.get(method), certify=not quick, num_threads=1)
+                x, y, method=method, seed=0, steps=settings.get(method), certify=not quick, n_threads=1)
     return estimates
 
 

@@ -16,11 +16,23 @@ The building blocks of a WGAN training loop are public too: :func:`make_critic`,
 method defaults :data:`METHODS` (see ``examples/wgan_mixture.py``); :func:`torch_threads` sets
 torch's CPU thread count for a block and restores it.
 
+One concept per module, imports flowing down the list:
+
+- ``networks``: the GroupSort and MLP critics; ``threads``: :func:`torch_threads`;
+- ``samples``: the two weighted sample sets, validated, and their float64 tensors;
+- ``lipschitz``: what is proven about a network (spectral norms, :class:`FrozenCritic`);
+- ``dual``: certified lower bounds on W1 from any potential, by c-transforms;
+- ``training``: the methods and the building blocks of a WGAN loop; ``loop``: the training loop;
+- ``estimate``: :func:`estimate_w1` (validate, train, freeze, certify);
+- ``validation``: :func:`validate`, beside the exact EMD of ``otmetrics.transport``.
+
 ``import otmetrics.critic`` imports torch.
 """
 
-from .bounds import DualBound, FrozenCritic, dual_lower_bound, lipschitz_bound, spectral_norm_bound
-from .estimate import CriticEstimate, CriticHistory, CriticValidation, estimate_w1, validate
+from .dual import DualBound, dual_lower_bound
+from .estimate import CriticEstimate, estimate_w1
+from .lipschitz import FrozenCritic, lipschitz_bound, spectral_norm_bound
+from .loop import CriticHistory
 from .networks import GroupSortCritic, MLPCritic, bjorck_orthonormalize, group_sort
 from .threads import torch_threads
 from .training import (
@@ -32,6 +44,7 @@ from .training import (
     make_critic,
     make_optimizer,
 )
+from .validation import CriticValidation, validate
 
 __all__ = [
     "estimate_w1",

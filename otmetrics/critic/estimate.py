@@ -1,62 +1,33 @@
-"""``estimate_w1``: a neural Kantorovich-Rubinstein estimate of W1 with a certified lower bound;
-``validate``: the same estimate next to the exact EMD."""
+"""``estimate_w1``: a neural Kantorovich-Rubinstein estimate of W1 with a certified lower bound.
+
+The orchestration of the critic, one step per module: validate the samples and weights
+(:mod:`.samples`), train a network (:mod:`.training` for the methods, :mod:`.loop` for the loop),
+freeze it into float64 layers with a proven Lipschitz bound (:mod:`.lipschitz`), and certify a lower
+bound on the exact W1 by c-transforms (:mod:`.dual`). :func:`~otmetrics.critic.validate` (in
+:mod:`.validation`) puts the result beside the exact EMD.
+"""
 
 from __future__ import annotations
 
-import math
+import importlib
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import torch
 
-from .._core.arrays import first_tensor, to_numpy
-from .._core.validation import validate_positive, validate_samples, validate_weights
+from .._core.arrays import first_tensor
+from .._core.deprecation import renamed_arguments, warn_deprecated
+from .._core.rounding import lower_dot, next_down, upper_dot
+from .._core.validation import validate_positive, validate_samples
 from .._core.warnings import ConvergenceWarning, NumericalWarning
-from .._core.rounding import gamma, lower_dot, next_down, upper_dot
-from .bounds import FrozenCritic, as_float64, best_scale, dual_lower_bound
+from .dual import best_scale, dual_lower_bound
+from .lipschitz import FrozenCritic
+from .loop import CriticHistory, has_converged, normalisation, train_critic
+from .samples import as_float64, empirical_measures, weight_tensor
 from .threads import torch_threads
-from .training import METHODS, method_config, clip_weights_, gradient_penalty, make_critic, make_optimizer
+from .training import clip_weights_, make_critic, method_config
 
-__all__ = ["CriticHistory", "CriticEstimate", "CriticValidation", "estimate_w1", "validate"]
-
-_FULL_BATCH = 4096  # default: full batches up to this many points per side
-
-
-@dataclass(frozen=True)
-class CriticHistory:
-    """What happened during training, logged every ``log_every`` steps.
-
-    Attributes
-    ----------
-    step : ndarray of int ``(k,)``
-        The step after which each entry was logged (the last one is the final step).
-    objective : ndarray ``(k,)``
-        The batch objective ``E f(x_batch) - E f(y_batch)`` averaged over the steps since the last
-        entry, in the units of the data.
-    value : ndarray ``(k,)``
-        The objective on all the samples (the training dtype), at the logged steps.
-    penalty : ndarray ``(k,)``
-        The gradient penalty averaged like ``objective`` (zeros for other methods).
-    lr : ndarray ``(k,)``
-        The learning rate at the logged steps.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from otmetrics.critic import estimate_w1
-    >>> x = np.linspace(0.0, 1.0, 50)
-    >>> h = estimate_w1(x, x + 2.0, steps=100, width=16, depth=1, log_every=25, num_threads=1).history
-    >>> h.step.tolist(), bool(h.value[-1] > h.value[0]), bool(h.lr[0] > h.lr[-1])
-    ([25, 50, 75, 100], True, True)
-    """
-
-    step: np.ndarray
-    objective: np.ndarray
-    value: np.ndarray
-    penalty: np.ndarray
-    lr: np.ndarray
+__all__ = ["CriticEstimate", "estimate_w1"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +75,7 @@ class CriticEstimate:
     >>> import numpy as np
     >>> from otmetrics.critic import estimate_w1
     >>> x = np.linspace(0.0, 1.0, 50)
-    >>> est = estimate_w1(x, x + 2.0, steps=100, width=16, depth=1, num_threads=1)  # exact W1: 2
+    >>> est = estimate_w1(x, x + 2.0, steps=100, width=16, depth=1, n_threads=1)  # exact W1: 2
     >>> est.certified <= 2.0, round(est.certified, 3), est.lipschitz_bound <= 1 + 1e-9
     (True, 2.0, True)
     >>> est.n_samples, est.critic(np.array([0.0, 1.0])).shape
@@ -126,52 +97,7 @@ class CriticEstimate:
     n_samples: tuple[int, int]
 
 
-@dataclass(frozen=True)
-class CriticValidation:
-    """A critic estimate beside the exact EMD of the same samples.
 
-    Attributes
-    ----------
-    estimate : CriticEstimate
-    exact : float
-        The exact W1 (``otmetrics.wasserstein``, network simplex, certified optimal).
-    ratio : float or None
-        ``estimate.value / exact`` (``None`` when ``exact == 0``).
-    certified_ratio : float or None
-        ``estimate.certified / exact`` (``None`` when ``exact == 0``).
-    bound_held : bool
-        ``estimate.certified <= exact (1 + 1e-9)``: the certified bound held, up to the exact
-        solver's relative rounding (a relative tolerance only, so that it means the same in every
-        unit; for ``exact == 0`` it requires ``certified == 0``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from otmetrics.critic import validate
-    >>> x = np.linspace(0.0, 1.0, 50)
-    >>> report = validate(x, x + 2.0, steps=100, width=16, depth=1, num_threads=1)
-    >>> round(report.exact, 12), report.bound_held, round(report.certified_ratio, 3)
-    (2.0, True, 1.0)
-    """
-
-    estimate: CriticEstimate
-    exact: float
-    ratio: float | None
-    certified_ratio: float | None
-    bound_held: bool
-
-    def summary(self) -> str:
-        """One line: method, value, certified bound, exact value and ratios."""
-        e = self.estimate
-        ratios = ("" if self.ratio is None
-                  else f" (ratio {self.ratio:.4f}, certified {self.certified_ratio:.4f})")
-        return (f"{e.method}: value {e.value:.6g}, certified {e.certified:.6g}, exact {self.exact:.6g}"
-                f"{ratios}, Lipschitz bound {e.lipschitz_bound:.4g}, bound held: {self.bound_held}")
-
-
-# ----------------------------------------------------------------------------------------------
-# Input checks
-# ----------------------------------------------------------------------------------------------
 def _count(value, name, *, allow_zero=False) -> int:
     return int(validate_positive(value, name, allow_zero=allow_zero, integer=True))
 
@@ -180,22 +106,12 @@ def _real(value, name, *, allow_zero=False) -> float:
     return float(validate_positive(value, name, allow_zero=allow_zero))
 
 
-def _weights(w, name, size):
-    """Validated weights normalised to 1 (numpy float64), or None for uniform weights."""
-    if w is None:
-        return None
-    w = to_numpy(validate_weights(w, name, ndim=1, size=size), name)
-    return w / w.sum()
-
-
-# ----------------------------------------------------------------------------------------------
-# The estimator
-# ----------------------------------------------------------------------------------------------
+@renamed_arguments(num_threads="n_threads")
 def estimate_w1(x, y, *, method: str = "groupsort", steps: int | None = None, batch_size: int | None = None,
                 seed: int = 0, a=None, b=None, x_test=None, y_test=None, lr: float | None = None,
                 width: int = 64, depth: int = 3, group_size: int = 2, clip_value: float | None = None,
                 gp_weight: float | None = None, certify: bool = True, tol: float = 1e-3,
-                log_every: int | None = None, device=None, dtype=None, num_threads: int | None = None,
+                log_every: int | None = None, device=None, dtype=None, n_threads: int | None = None,
                 progress: bool = False) -> CriticEstimate:
     """Estimate W1 between two sample sets with a trained critic, and certify a lower bound.
 
@@ -208,7 +124,8 @@ def estimate_w1(x, y, *, method: str = "groupsort", steps: int | None = None, ba
     a network ``f`` trained to maximise the right-hand side gives an estimate. The result also
     says what is *proven*: a Lipschitz bound ``L`` of the final network (exact spectral norms) and
     a lower bound on the exact W1 of the samples, ``max(value / L, dual value of (s f, (s f)^c))``,
-    with every floating-point rounding accounted for (see :mod:`otmetrics.critic.bounds`).
+    with every floating-point rounding accounted for (see :mod:`otmetrics.critic.lipschitz` and
+    :mod:`otmetrics.critic.dual`).
 
     Parameters
     ----------
@@ -254,11 +171,13 @@ def estimate_w1(x, y, *, method: str = "groupsort", steps: int | None = None, ba
     device, dtype : optional
         Where and in which floating dtype to train. Default: the device and floating dtype of
         tensor input, else the CPU in float32. Bounds are always computed in float64.
-    num_threads : int, optional
+    n_threads : int, optional
         torch's CPU threads while this call runs (restored afterwards; the setting is global to the
         process). Default: leave torch's setting. The networks are small: on a machine whose cores
-        are busy, ``num_threads=1`` avoids OpenMP threads waiting on each other (we measured 30x
-        slower training with 2 threads on 2 oversubscribed cores).
+        are busy, ``n_threads=1`` avoids OpenMP threads waiting on each other (we measured 30x
+        slower training with 2 threads on 2 oversubscribed cores). The old spelling
+        ``num_threads`` still works until otmetrics 0.3, with a ``DeprecationWarning``; passing
+        both is a ``ValueError``.
     progress : bool, default False
         Show a progress bar (tqdm).
 
@@ -301,19 +220,14 @@ def estimate_w1(x, y, *, method: str = "groupsort", steps: int | None = None, ba
     >>> from otmetrics.critic import estimate_w1
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(200, 2))
-    >>> est = estimate_w1(x, x + [0.6, 0.8], steps=100, num_threads=1)
+    >>> est = estimate_w1(x, x + [0.6, 0.8], steps=100, n_threads=1)
     >>> est.certified <= 1.0 + 1e-12, round(est.certified, 2)   # the exact value is 1
     (True, 1.0)
     """
     cfg = method_config(method)
     # -- inputs --------------------------------------------------------------------------------
-    X = validate_samples(x, "x", min_samples=2)
-    Y = validate_samples(y, "y", min_samples=2)
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(f"y: points must have the dimension of x ({X.shape[1]}), got {Y.shape[1]}")
+    X, Y, wa, wb = empirical_measures(x, y, a, b)
     dim = X.shape[1]
-    n, m = X.shape[0], Y.shape[0]
-    wa, wb = _weights(a, "a", n), _weights(b, "b", m)
     if (x_test is None) != (y_test is None):
         raise ValueError(f"y_test: give both x_test and y_test or neither, got "
                          f"{'x_test only' if y_test is None else 'y_test only'}")
@@ -338,8 +252,8 @@ def estimate_w1(x, y, *, method: str = "groupsort", steps: int | None = None, ba
     log_every = max(1, steps // 50) if log_every is None else _count(log_every, "log_every")
     if not isinstance(certify, bool):
         raise ValueError(f"certify: must be True or False, got {certify!r}")
-    if num_threads is not None:
-        num_threads = _count(num_threads, "num_threads")
+    if n_threads is not None:
+        n_threads = _count(n_threads, "n_threads")
 
     like = first_tensor(x, y)
     if device is None:
@@ -357,22 +271,20 @@ def estimate_w1(x, y, *, method: str = "groupsort", steps: int | None = None, ba
                       device=device, dtype=dtype)
     if clip_value is not None and method == "clipping":
         clip_weights_(net, clip_value)
-    # The network trains on normalised points z = (x - shift) / scale, in float64 before any cast
-    # (a float32 cast of points at 1e9 would lose their digits), with the objective in units of
-    # z (Adam's eps would swamp the gradients of an objective of size 1e-12). The normalisation is
-    # then folded into the network: f(x) = scale * g((x - shift) / scale).
-    shift, scale = _normalisation(X64, Y64, wa, wb)
+    # The network trains on normalised points z = (x - shift) / scale, computed in float64 before
+    # any cast, with the objective in units of z; the normalisation is then folded into the
+    # network: f(x) = scale * g((x - shift) / scale) (see loop.normalisation).
+    shift, scale = normalisation(X64, Y64, wa, wb)
     Zx, Zy = ((X64 - shift) / scale).to(dtype), ((Y64 - shift) / scale).to(dtype)
 
-    with torch_threads(num_threads):
-        history, n_iter = _train(net, Zx, Zy, wa, wb, method=method, steps=steps, batch_size=batch_size,
-                                 lr=lr,
-                                 clip_value=clip_value if method == "clipping" else None,
-                                 gp_weight=gp_weight if method == "gp" else 0.0, seed=seed,
-                                 log_every=log_every, progress=progress, unit=scale)
+    with torch_threads(n_threads):
+        history = train_critic(net, Zx, Zy, wa, wb, method=method, steps=steps, batch_size=batch_size,
+                               lr=lr, clip_value=clip_value if method == "clipping" else None,
+                               gp_weight=gp_weight if method == "gp" else 0.0, seed=seed,
+                               log_every=log_every, progress=progress, unit=scale)
         net.set_normalisation(shift, scale)
         return _finish(net, X64, Y64, wa, wb, x_test, y_test, method=method, certify=certify, tol=tol,
-                       history=history, n_iter=n_iter)
+                       history=history, n_iter=steps)
 
 
 def _finish(net, X64, Y64, wa, wb, x_test, y_test, *, method, certify, tol, history, n_iter):
@@ -381,8 +293,8 @@ def _finish(net, X64, Y64, wa, wb, x_test, y_test, *, method, certify, tol, hist
 
     # -- the final critic, frozen in float64, and what is proven about it ------------------------
     critic = FrozenCritic(net.affine_layers(), net.activation, getattr(net, "group_size", 1))
-    ta = _weight_tensor(wa, n, device)
-    tb = _weight_tensor(wb, m, device)
+    ta = weight_tensor(wa, n, device)
+    tb = weight_tensor(wb, m, device)
     fx, ex = critic.evaluate(X64, with_error=True)
     fy, ey = critic.evaluate(Y64, with_error=True)
     value = float((ta * fx).sum() - (tb * fy).sum())
@@ -402,13 +314,13 @@ def _finish(net, X64, Y64, wa, wb, x_test, y_test, *, method, certify, tol, hist
     if x_test is not None:
         heldout = float(critic.evaluate(x_test).mean() - critic.evaluate(y_test).mean())
 
-    converged = _converged(history, tol)
+    converged = has_converged(history, tol)
     if not converged:
         warnings.warn(
             f"estimate_w1 ({method}): the critic's objective still rose by more than tol={tol:g} (relative) "
             f"over the last fifth of {n_iter} steps; the value may be far from W1 (the certified bound "
             f"{certified:.6g} holds regardless); increase steps",
-            ConvergenceWarning, stacklevel=3,
+            ConvergenceWarning, stacklevel=4,  # _finish <- estimate_w1 <- renamed_arguments <- the caller
         )
     return CriticEstimate(value=value, certified=float(certified), lipschitz_bound=float(lipschitz),
                           certified_lipschitz=float(certified_lipschitz),
@@ -416,130 +328,6 @@ def _finish(net, X64, Y64, wa, wb, x_test, y_test, *, method, certify, tol, hist
                           c_transform_scale=float(scale_c), heldout_value=heldout, method=method,
                           converged=bool(converged), n_iter=n_iter, history=history, critic=critic,
                           n_samples=(n, m))
-
-
-def _weight_tensor(w, size, device):
-    if w is None:
-        return torch.full((size,), 1.0 / size, dtype=torch.float64, device=device)
-    return torch.from_numpy(np.ascontiguousarray(w)).to(device)
-
-
-def _normalisation(X, Y, wa, wb):
-    """Shift: the mean of all points; scale: their RMS distance to it (1 if all points coincide).
-
-    The RMS is taken of deviations divided by the largest one, so that it neither underflows
-    (points 1e-170 apart) nor overflows.
-    """
-    px = X.mean(0) if wa is None else (torch.from_numpy(wa).to(X)[:, None] * X).sum(0)
-    py = Y.mean(0) if wb is None else (torch.from_numpy(wb).to(Y)[:, None] * Y).sum(0)
-    shift = px / 2 + py / 2
-    deviations = torch.cat([X - shift, Y - shift])
-    largest = float(deviations.abs().max())
-    if not (largest > 0 and math.isfinite(largest)):
-        return shift, 1.0
-    scale = largest * float((deviations / largest).pow(2).sum(-1).mean().sqrt())
-    return shift, scale if scale > 0 and math.isfinite(scale) else 1.0
-
-
-def _sampler(n, w, device, generator):
-    """A function ``k -> k indices`` drawn uniformly or in proportion to ``w`` (with replacement)."""
-    if w is None:
-        return lambda k: torch.randint(n, (k,), generator=generator, device=device)
-    probs = torch.from_numpy(w).to(device)
-    return lambda k: torch.multinomial(probs, k, replacement=True, generator=generator)
-
-
-def _train(net, X, Y, wa, wb, *, method, steps, batch_size, lr, clip_value, gp_weight, seed, log_every,
-           progress, unit=1.0):
-    """Train ``net`` on (normalised) points; the history reports objectives times ``unit``."""
-    device = X.device
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed)
-    n, m = X.shape[0], Y.shape[0]
-    cfg = METHODS[method]
-    full = batch_size is None and n <= _FULL_BATCH and m <= _FULL_BATCH
-    batch = batch_size or _FULL_BATCH
-    both = torch.cat([X, Y])
-    full_wa = torch.full((n,), 1.0 / n, device=device, dtype=X.dtype) if wa is None else \
-        torch.from_numpy(wa).to(X)
-    full_wb = torch.full((m,), 1.0 / m, device=device, dtype=X.dtype) if wb is None else \
-        torch.from_numpy(wb).to(X)
-    sample_x, sample_y = _sampler(n, wa, device, generator), _sampler(m, wb, device, generator)
-
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = make_optimizer(method, params, lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if cfg.cosine_schedule else None
-
-    def full_value():
-        with torch.no_grad():
-            out = net(both)
-            return float((full_wa * out[:n]).sum() - (full_wb * out[n:]).sum()) * unit
-
-    objectives = torch.zeros(steps, dtype=torch.float64, device=device)
-    penalties = torch.zeros(steps, dtype=torch.float64, device=device)
-    log_step, log_value, log_lr = [], [], []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc=f"critic ({method})", leave=False)
-    for step in range(steps):
-        if full:
-            out = net(both)
-            objective = (full_wa * out[:n]).sum() - (full_wb * out[n:]).sum()
-        else:
-            xb, yb = X[sample_x(batch)], Y[sample_y(batch)]
-            out = net(torch.cat([xb, yb]))
-            objective = out[:batch].mean() - out[batch:].mean()
-        loss = -objective
-        if gp_weight:
-            k = min(batch, n, m) if full else batch
-            real = X[sample_x(k)] if full else xb[:k]
-            fake = Y[sample_y(k)] if full else yb[:k]
-            penalty = gradient_penalty(net, real, fake, generator=generator)
-            loss = loss + gp_weight * penalty
-            penalties[step] = penalty.detach()
-        objectives[step] = objective.detach()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if clip_value is not None:
-            clip_weights_(net, clip_value)
-        current_lr = optimizer.param_groups[0]["lr"]
-        if schedule is not None:
-            schedule.step()
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            log_step.append(step + 1)
-            log_value.append(full_value())
-            log_lr.append(current_lr)
-            if bar is not None:
-                bar.set_postfix(value=f"{log_value[-1]:.4g}")
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    steps_arr = np.asarray(log_step, dtype=np.int64)
-    obj = objectives.cpu().numpy()
-    pen = penalties.cpu().numpy()
-    starts = np.concatenate([[0], steps_arr[:-1]])
-    history = CriticHistory(
-        step=steps_arr,
-        objective=np.array([obj[s:e].mean() for s, e in zip(starts, steps_arr)]) * unit,
-        value=np.asarray(log_value, dtype=np.float64),
-        penalty=np.array([pen[s:e].mean() for s, e in zip(starts, steps_arr)]),
-        lr=np.asarray(log_lr, dtype=np.float64),
-    )
-    return history, steps
-
-
-def _converged(history: CriticHistory, tol: float) -> bool:
-    values = history.value
-    if values.size < 2:
-        return True
-    start = int(np.searchsorted(history.step, 0.8 * history.step[-1]))
-    start = min(start, values.size - 2)
-    rise = values[-1] - values[start]
-    return bool(rise <= tol * max(abs(values[-1]), 1e-12))
 
 
 def _c_transform_bound(X, Y, fx, fy, wa, wb, lipschitz):
@@ -555,103 +343,17 @@ def _c_transform_bound(X, Y, fx, fy, wa, wb, lipschitz):
         return best
     except FloatingPointError as exc:
         warnings.warn(f"estimate_w1: no c-transform bound ({exc}); certified uses the Lipschitz bound only",
-                      NumericalWarning, stacklevel=3)
+                      NumericalWarning, stacklevel=5)  # _c_transform_bound <- _finish <- ... <- the caller
         return 0.0, 1.0
 
 
-# ----------------------------------------------------------------------------------------------
-# Validation against the exact primal
-# ----------------------------------------------------------------------------------------------
-def validate(x, y, *, a=None, b=None, estimate: CriticEstimate | None = None,
-             **options: Any) -> CriticValidation:
-    """Estimate W1 with a critic and compare with the exact EMD of the same samples.
-
-    The exact value is ``otmetrics.wasserstein(x, y, a=a, b=b, p=1)`` (Euclidean ground cost,
-    network simplex, certified optimal); the comparison reports both, their ratio and whether the
-    certified lower bound held: ``certified <= exact (1 + 1e-9)``.
-
-    Parameters
-    ----------
-    x, y : array-like or tensor, shapes ``(n, d)`` and ``(m, d)``
-    a, b : array-like, optional
-        Non-negative weights of the samples (normalised to 1); uniform when omitted.
-    estimate : CriticEstimate, optional
-        An estimate already computed on these samples and weights (otherwise one is trained). It
-        is checked against them: its critic's dimension, its numbers of samples, and its
-        ``value``, recomputed from its critic on ``x``, ``y`` with ``a``, ``b`` (a permutation of
-        the samples gives the same measures and passes).
-    **options
-        Passed to :func:`estimate_w1` (``method``, ``steps``, ``seed``, ...).
-
-    Returns
-    -------
-    CriticValidation
-
-    Raises
-    ------
-    ValueError
-        Bad samples or weights (as :func:`estimate_w1`); ``options`` beside an ``estimate``; an
-        ``estimate`` that was not computed on these samples and weights.
-
-    Notes
-    -----
-    The exact solver costs roughly ``O(n^3)`` for ``n = m``: a few seconds at ``n = 2000``.
-    Checking a given estimate costs one evaluation of its critic on the samples.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from otmetrics.critic import validate
-    >>> rng = np.random.default_rng(1)
-    >>> report = validate(rng.normal(size=(100, 1)), rng.normal(2.0, 1.0, size=(100, 1)), steps=100,
-    ...                   num_threads=1)
-    >>> report.bound_held, report.certified_ratio > 0.99
-    (True, True)
-    """
-    X = validate_samples(x, "x", min_samples=2)
-    Y = validate_samples(y, "y", min_samples=2)
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(f"y: points must have the dimension of x ({X.shape[1]}), got {Y.shape[1]}")
-    wa, wb = _weights(a, "a", X.shape[0]), _weights(b, "b", Y.shape[0])
-    if estimate is None:
-        estimate = estimate_w1(x, y, a=a, b=b, **options)
-    elif options:
-        raise ValueError(f"options: not used when an estimate is given, got {sorted(options)}")
-    elif not isinstance(estimate, CriticEstimate):
-        raise ValueError(f"estimate: must be a CriticEstimate, got {type(estimate).__name__}")
-    else:
-        _check_estimate_matches(estimate, X, Y, wa, wb)
-    from ..transport.exact import wasserstein
-
-    exact = float(wasserstein(to_numpy(X, "x"), to_numpy(Y, "y"), a=wa, b=wb, p=1))
-    ratio = estimate.value / exact if exact > 0 else None
-    certified_ratio = estimate.certified / exact if exact > 0 else None
-    # relative only: the exact value is computed to relative rounding (non-negative terms, distances
-    # by differences), so an absolute floor would make the check vacuous in small units
-    held = estimate.certified <= exact * (1.0 + 1e-9)
-    return CriticValidation(estimate=estimate, exact=exact, ratio=ratio, certified_ratio=certified_ratio,
-                            bound_held=bool(held))
+# validate and CriticValidation lived here until 0.2; otmetrics.critic.validation holds them now
+_MOVED = ("validate", "CriticValidation")
 
 
-def _check_estimate_matches(estimate: CriticEstimate, X, Y, wa, wb) -> None:
-    """Refuse an estimate computed on other samples or weights than ``X``, ``Y``, ``wa``, ``wb``."""
-    critic = estimate.critic
-    n, m = X.shape[0], Y.shape[0]
-    if critic.dim != X.shape[1]:
-        raise ValueError(f"estimate: its critic takes points of dimension {critic.dim}, got samples of "
-                         f"dimension {X.shape[1]}")
-    if tuple(estimate.n_samples) != (n, m):
-        raise ValueError(f"estimate: computed on {estimate.n_samples[0]} and {estimate.n_samples[1]} "
-                         f"samples, got {n} and {m}")
-    device = critic.device
-    ta, tb = _weight_tensor(wa, n, device), _weight_tensor(wb, m, device)
-    fx, fy = critic.evaluate(as_float64(X, device)), critic.evaluate(as_float64(Y, device))
-    value = float((ta * fx).sum() - (tb * fy).sum())
-    # both values are sums of the same terms, possibly in another order (permuted samples) and with
-    # weights normalised from other floats: they agree to the rounding of the sums
-    magnitude = float((ta * fx.abs()).sum() + (tb * fy.abs()).sum())
-    tolerance = 4 * gamma(4 * (n + m) + 4) * magnitude + 1e-300
-    if not abs(value - estimate.value) <= tolerance:
-        raise ValueError(f"estimate: its value {estimate.value!r} is not the objective of its critic "
-                         f"on these samples and weights ({value!r}): it was computed on other samples "
-                         f"or weights")
+def __getattr__(name: str):
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__package__}.validation")
+    warn_deprecated(f"{__name__}.{name} moved to {module.__name__}; import it from otmetrics.critic")
+    return getattr(module, name)

@@ -6,14 +6,16 @@ import contextlib
 
 import torch
 
+from .._core.deprecation import renamed_arguments
 from .._core.validation import validate_positive
 
 __all__ = ["torch_threads"]
 
 
+@renamed_arguments(num_threads="n_threads")
 @contextlib.contextmanager
-def torch_threads(num_threads: int | None):
-    """Run the ``with`` block with ``torch.set_num_threads(num_threads)``; restore the previous count.
+def torch_threads(n_threads: int | None):
+    """Run the ``with`` block with ``torch.set_num_threads(n_threads)``; restore the previous count.
 
     torch's intra-op thread count is global to the process: a library call or a script that sets it
     and never restores it changes every later computation of its caller. The previous count is
@@ -21,8 +23,9 @@ def torch_threads(num_threads: int | None):
 
     Parameters
     ----------
-    num_threads : int or None
-        Threads for the block, ``>= 1``; ``None`` leaves torch's setting alone.
+    n_threads : int or None
+        Threads for the block, ``>= 1``; ``None`` leaves torch's setting alone. The old keyword
+        ``num_threads`` still works until otmetrics 0.3, with a ``DeprecationWarning``.
 
     Yields
     ------
@@ -31,7 +34,8 @@ def torch_threads(num_threads: int | None):
     Raises
     ------
     ValueError
-        ``num_threads`` is not a positive integer.
+        ``n_threads`` is not a positive integer, or both ``n_threads`` and ``num_threads`` are
+        given.
 
     Notes
     -----
@@ -49,12 +53,12 @@ def torch_threads(num_threads: int | None):
     >>> torch.get_num_threads() == before
     True
     """
-    if num_threads is None:
+    if n_threads is None:
         yield
         return
-    num_threads = int(validate_positive(num_threads, "num_threads", integer=True))
+    n_threads = int(validate_positive(n_threads, "n_threads", integer=True))
     previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
+    torch.set_num_threads(n_threads)
     try:
         yield
     finally:

@@ -10,6 +10,10 @@ The critic maximises the Kantorovich-Rubinstein objective ``E_P f - E_Q f`` on b
 - ``"gp"``: Gulrajani et al. (2017): an MLP, Adam(1e-4, betas (0, 0.9)), and the penalty
   ``lambda E (|grad f(x_hat)| - 1)^2`` with ``lambda = 10`` at random interpolates of real and
   generated points, batches of 64, ``n_critic = 5``.
+
+The parts (:data:`METHODS`, :func:`make_critic`, :func:`make_optimizer`, :func:`critic_loss`,
+:func:`gradient_penalty`, :func:`clip_weights_`) are public for a WGAN loop of one's own; the loop
+of :func:`~otmetrics.critic.estimate_w1` is built from them in :mod:`otmetrics.critic.loop`.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import torch
 from .._core.validation import validate_positive
 from .networks import GroupSortCritic, MLPCritic
 
-__all__ = ["MethodConfig", "METHODS", "make_critic", "make_optimizer", "clip_weights_", "gradient_penalty",
-           "critic_loss"]
+__all__ = ["MethodConfig", "METHODS", "method_config", "make_critic", "make_optimizer", "clip_weights_",
+           "gradient_penalty", "critic_loss"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,17 @@ METHODS: dict[str, MethodConfig] = {
 
 
 def method_config(method: str) -> MethodConfig:
+    """The defaults of ``method`` (an entry of :data:`METHODS`), or a ``ValueError`` that lists the methods.
+
+    Examples
+    --------
+    >>> method_config("gp").batch_size
+    64
+    >>> method_config("sinkhorn")
+    Traceback (most recent call last):
+    ...
+    ValueError: method: must be one of ['clipping', 'gp', 'groupsort'], got 'sinkhorn'
+    """
     if method not in METHODS:
         raise ValueError(f"method: must be one of {sorted(METHODS)}, got {method!r}")
     return METHODS[method]
@@ -318,3 +333,4 @@ def critic_loss(net: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, *,
         penalty = gradient_penalty(net, real[:k], fake[:k], generator=generator)
         loss = loss + gp_weight * penalty
     return loss, objective.detach(), penalty.detach()
+
