@@ -81,6 +81,8 @@ PUBLIC_0_1 = {
 }
 
 MOVED = set(otmetrics._legacy.LEGACY_MODULES)
+#: names whose module stayed but that moved to a sibling module (a DeprecationWarning names it)
+MOVED_NAMES = {("otmetrics.critic.estimate", "validate"), ("otmetrics.critic.estimate", "CriticValidation")}
 
 
 def _import_from(module: str, name: str):
@@ -103,7 +105,11 @@ def test_every_public_name_of_0_1_still_resolves(module):
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", DeprecationWarning)
-                _import_from(module, name)
+                if (module, name) in MOVED_NAMES:  # a name that moved within its subpackage
+                    with pytest.warns(DeprecationWarning, match="moved to"):
+                        _import_from(module, name)
+                else:
+                    _import_from(module, name)
 
 
 def test_flat_api_is_a_superset_of_0_1():

@@ -33,6 +33,7 @@ LEGACY_MODULES: dict[str, tuple[str, ...]] = {
     "otmetrics.metrics": ("otmetrics.generative.metrics",),
     "otmetrics.inception": ("otmetrics.generative.features.inception",),
     "otmetrics.images": ("otmetrics.generative.features.images",),
+    "otmetrics.critic.bounds": ("otmetrics.critic.lipschitz", "otmetrics.critic.dual", "otmetrics.critic.samples"),
 }
 
 
@@ -52,17 +53,31 @@ class LegacyModule(types.ModuleType):
             for target in targets:
                 names += [n for n in getattr(importlib.import_module(target), "__all__", ()) if n not in names]
             return names
-        for target in targets:
-            module = importlib.import_module(target)
-            if hasattr(module, attr):
-                warnings.warn(
-                    f"{self.__name__} is deprecated and will be removed in otmetrics 0.3; import {attr} from "
-                    f"otmetrics or from {module.__name__}", DeprecationWarning, stacklevel=2)
-                return getattr(module, attr)
+        modules = [importlib.import_module(target) for target in targets]
+        # the module that exports the name (its __all__), else the first that has it
+        home = next((m for m in modules if attr in getattr(m, "__all__", ())), None)
+        home = home or next((m for m in modules if hasattr(m, attr)), None)
+        if home is not None:
+            value = getattr(home, attr)
+            warnings.warn(f"{self.__name__} is deprecated and will be removed in otmetrics 0.3; import {attr} "
+                          f"from {_public_home(home, attr, value)}", DeprecationWarning, stacklevel=2)
+            return value
         raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self.__getattr__("__all__")))
+
+
+def _public_home(module, attr: str, value) -> str:
+    """Where to import ``attr`` from now: the flat API, else its package, else its module."""
+    names = [module.__name__]
+    parts = module.__name__.split(".")
+    names += [".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1)]
+    for name in reversed(names):  # otmetrics first, then the subpackages, then the module itself
+        package = sys.modules.get(name)
+        if package is not None and attr in getattr(package, "__all__", ()) and getattr(package, attr, None) is value:
+            return name if name == module.__name__ else f"{name} (or {module.__name__})"
+    return module.__name__
 
 
 def install() -> None:
