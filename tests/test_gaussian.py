@@ -329,6 +329,37 @@ def test_bad_input(args, match):
         frechet_distance(*args)
 
 
+def test_deprecated_keyword_names_warn_and_give_the_same_value():
+    # pytorch-fid's names (mu1, sigma1, mu2, sigma2) were the arguments' names until 0.2.
+    rng = np.random.default_rng(3)
+    (m1, s1), (m2, s2) = well_conditioned(5, 40, rng), well_conditioned(5, 40, rng, offset=0.5)
+    value = frechet_distance(mean1=m1, cov1=s1, mean2=m2, cov2=s2)
+    assert value == frechet_distance(m1, s1, m2, s2)
+    with pytest.warns(DeprecationWarning) as caught:
+        old = frechet_distance(mu1=m1, sigma1=s1, mu2=m2, sigma2=s2)
+    assert old == value
+    assert [str(w.message).split(";")[0] for w in caught] == [
+        f"frechet_distance({name}=...) is deprecated" for name in ("mu1", "sigma1", "mu2", "sigma2")]
+    assert all(w.filename == __file__ for w in caught)  # the warning points at the caller
+    with pytest.warns(DeprecationWarning, match=r"use cov2=\.\.\. \(removed in otmetrics 0\.3\)"):
+        assert frechet_distance(m1, s1, m2, sigma2=s2) == value  # positional and old keywords mix
+
+
+@pytest.mark.parametrize("kw", [dict(mean2=0.0, mu2=0.0), dict(cov2=1.0, sigma2=1.0)])
+def test_a_keyword_and_its_deprecated_alias_together_are_an_error(kw):
+    with pytest.raises(ValueError, match=r"(mu2: deprecated alias of mean2|sigma2: deprecated alias of "
+                                         r"cov2); pass only (mean2|cov2), got both"):
+        frechet_distance(np.zeros(1), np.eye(1), **{"mean2": np.zeros(1), "cov2": np.eye(1), **kw})
+
+
+def test_numerical_warning_points_at_the_caller():
+    x = np.random.default_rng(0).normal(size=(3, 5))
+    mean, cov = moments(x)
+    with pytest.warns(NumericalWarning) as caught:
+        frechet_distance(mean, cov, mean, np.eye(5))
+    assert caught[0].filename == __file__
+
+
 # ------------------------------------------------------------------------------------------------
 # GaussianStats
 # ------------------------------------------------------------------------------------------------

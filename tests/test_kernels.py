@@ -354,6 +354,20 @@ def test_mmd_bad_input(call, match):
         call(rng.normal(size=(6, 3)), rng.normal(size=(6, 3)))
 
 
+def test_deprecated_block_size_warns_and_gives_the_same_value():
+    # block_size was the name of chunk_size until 0.2 (rows per chunk of the blocked kernel sums).
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(30, 3)), rng.normal(size=(25, 3)) + 0.2
+    value = mmd(x, y, bandwidth=1.0, chunk_size=7)
+    with pytest.warns(DeprecationWarning, match=r"mmd\(block_size=\.\.\.\) is deprecated; use chunk_size=") \
+            as caught:
+        assert mmd(x, y, bandwidth=1.0, block_size=7) == value
+    assert caught[0].filename == __file__
+    with pytest.raises(ValueError, match="block_size: deprecated alias of chunk_size; pass only chunk_size, "
+                                         "got both"):
+        mmd(x, y, chunk_size=7, block_size=7)
+
+
 def test_mmd_large_n_stays_in_bounded_memory():
     """n = 5,000 per set: one dense float64 kernel matrix takes 200 MB (the three 600 MB). With
     blocks of 512 rows the peak memory of the process grows by a small fraction of one of them.

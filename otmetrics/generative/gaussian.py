@@ -296,7 +296,8 @@ class GaussianStats:
         if world_size(group) == 1:
             return self.copy()
         self._check_updatable("sync")
-        dims = {int(d) for (d,) in all_gather_ints([self._dim if self._dim is not None else -1], group)} - {-1}
+        local_dim = self._dim if self._dim is not None else -1
+        dims = {int(d) for (d,) in all_gather_ints([local_dim], group)} - {-1}
         if len(dims) > 1:
             raise ValueError(f"stats: the ranks hold features of different dimensions, got {sorted(dims)}")
         if not dims:
@@ -304,8 +305,12 @@ class GaussianStats:
         d = dims.pop()
         dev = comm_device(group)
         n_local = self._n
-        mean_local = as_float64_tensor(self._mean, device=dev) if n_local else torch.zeros(d, dtype=torch.float64, device=dev)
-        first = torch.cat([torch.tensor([float(n_local)], dtype=torch.float64, device=dev), mean_local * n_local])
+        if n_local:
+            mean_local = as_float64_tensor(self._mean, device=dev)
+        else:
+            mean_local = torch.zeros(d, dtype=torch.float64, device=dev)
+        count = torch.tensor([float(n_local)], dtype=torch.float64, device=dev)
+        first = torch.cat([count, mean_local * n_local])
         first = all_reduce_sum(first, group)
         n_total = int(round(float(first[0])))
         merged = GaussianStats(d)
@@ -315,7 +320,8 @@ class GaussianStats:
         mean = first[1:] / n_total
         if n_local:
             delta = mean_local - mean
-            contribution = as_float64_tensor(self._scatter, device=dev) + n_local * (delta[:, None] * delta[None, :])
+            outer = delta[:, None] * delta[None, :]
+            contribution = as_float64_tensor(self._scatter, device=dev) + n_local * outer
         else:
             contribution = torch.zeros((d, d), dtype=torch.float64, device=dev)
         scatter = all_reduce_sum(contribution, group)
@@ -362,7 +368,8 @@ class GaussianStats:
     def load(cls, path, *, device=None) -> GaussianStats:
         """Read an ``.npz`` with ``mu`` (the mean) and ``sigma`` (the covariance), and optionally ``n``.
 
-        The keys are pytorch-fid's file format (see :meth:`save`). Files written by pytorch-fid (``--save-stats``) hold only ``mu`` and ``sigma``: the result
+        The keys are pytorch-fid's file format (see :meth:`save`). Files written by pytorch-fid
+        (``--save-stats``) hold only ``mu`` and ``sigma``: the result
         then has ``n = None`` and can be compared but not updated or merged.
         """
         path = Path(os.fspath(path)).expanduser()
