@@ -54,6 +54,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__():
+    return sorted(set(globals()) | set(_MOVED))
+
+
 # ------------------------------------------------------------------------------------------------
 # Input handling
 # ------------------------------------------------------------------------------------------------

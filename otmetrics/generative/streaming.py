@@ -94,10 +94,10 @@ class StreamingMetric:
     def extract_features(self, batch, name: str = "batch"):
         """The feature rows ``(B, d)`` of a batch, as a detached tensor on the metric's device.
 
-        Without an extractor the batch is the features (``(B, d)``); otherwise the extractor's
-        output under ``torch.no_grad()``, flattened to ``(B, d)``. Integer features become
-        ``float64``; other floating dtypes are kept. Non-finite features raise ``ValueError``
-        naming ``name`` and the first bad row.
+        Without an extractor the batch is the features (``(B, d)``: arrays become ``float64``
+        tensors, tensors keep their floating dtype); otherwise the extractor's output under
+        ``torch.no_grad()``, flattened to ``(B, d)``. Integer features become ``float64``.
+        Non-finite features raise ``ValueError`` naming ``name`` and the first bad row.
         """
         import torch
 
@@ -185,7 +185,7 @@ class RowBuffer:
     def cat(self):
         """All rows in one tensor, on the first chunk's device, in the widest dtype present
         (chunks can differ in both: batches from different devices, merged objects). The
-        result is read, never modified: a single chunk is returned as it is."""
+        result is read, never modified: a single chunk is returned as it is. ``None`` when empty."""
         import torch
 
         if not self.chunks:
