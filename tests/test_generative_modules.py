@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import pickle
 import subprocess
 import sys
@@ -38,7 +39,10 @@ def test_importing_the_package_and_its_generative_modules_does_not_import_torch(
             + "".join(f"import otmetrics.generative.{m}\n" for m in MODULES)
             + "otmetrics.kernels.KERNELS, otmetrics.gaussian.GaussianStats\n"
             + "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))\n")
-    subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", code], check=True)
+    root = str(Path(otmetrics.__file__).parents[1])  # this checkout, whatever the working directory
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", code], check=True, env=env,
+                   cwd=root)
 
 
 @pytest.mark.parametrize("module,name,home", [
