@@ -58,7 +58,7 @@ torch.set_num_threads(THREADS)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from otmetrics import NumericalWarning, frechet_distance, kid, mmd  # noqa: E402
-from otmetrics.generative.kernels import kid_subset_indices  # noqa: E402
+from otmetrics.generative.kid import kid_subset_indices  # noqa: E402
 
 try:  # torchmetrics is a fair anchor when it imports without torchvision
     from torchmetrics.image.fid import _compute_fid as tm_compute_fid

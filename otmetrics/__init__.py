@@ -29,10 +29,12 @@ from .transport.oned import wasserstein_1d
 from .transport.sinkhorn.api import SinkhornResult, sinkhorn, sinkhorn_divergence
 
 # -- generative-model metrics: mathematics and streaming objects ------------------------------------
-from .generative.gaussian import GaussianStats, frechet_distance
+from .generative.frechet import frechet_distance
+from .generative.gaussian import GaussianStats
 from .generative.inception_score import inception_score
-from .generative.kernels import kid, mmd
+from .generative.kid import kid
 from .generative.metrics import FID, KID, MMD, InceptionScore
+from .generative.mmd import mmd
 
 # -- loaded on first use: name -> module ------------------------------------------------------------
 # (no lazy name may equal a submodule's name: importing the submodule would shadow it)

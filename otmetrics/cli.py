@@ -288,9 +288,9 @@ def _save_stats(args, extractor) -> dict:
 
 
 def _evaluate(args) -> dict:
-    from .generative.gaussian import frechet_distance
+    from .generative.frechet import frechet_distance
     from .generative.inception_score import inception_score
-    from .generative.kernels import kid
+    from .generative.kid import kid
 
     _check_positive(args, "batch_size", "num_workers", "subsets", "subset_size", "degree", "splits")
     extractor = _Extractor(args)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otmetrics import GaussianStats, NumericalWarning, frechet_distance
-from otmetrics.generative import gaussian as gaussian_module
+from otmetrics.generative import frechet as frechet_module
 
 
 # ------------------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def test_singular_commuting_covariances_exact_with_warning():
     b = rng.uniform(0.5, 2, d)
     a[::3] = 0.0  # rank 20
     s1, s2 = commuting_pair(a, b, rng)
-    match = r"sigma1: the covariance matrix is singular \(numerical rank 20 of 30\)"
+    match = r"cov1: the covariance matrix is singular \(numerical rank 20 of 30\)"
     with pytest.warns(NumericalWarning, match=match):
         got = frechet_distance(np.zeros(d), s1, np.zeros(d), s2)
     assert got == pytest.approx(((np.sqrt(a) - np.sqrt(b)) ** 2).sum(), rel=1e-9)
@@ -173,7 +173,7 @@ def test_fewer_samples_than_dimensions_is_finite_real_and_warns():
     mu2, s2 = moments(rng.normal(size=(30, 50)) + 0.5)
     with pytest.warns(NumericalWarning) as record:
         value = frechet_distance(mu1, s1, mu2, s2)
-    assert {str(w.message).split(":")[0] for w in record} == {"sigma1", "sigma2"}
+    assert {str(w.message).split(":")[0] for w in record} == {"cov1", "cov2"}
     assert isinstance(value, float) and np.isfinite(value) and value > 0
     # The eigenvalues of S1 S2 are real and >= 0 (a product of PSD matrices): the eigvals route,
     # computed carefully, agrees; the value is no artefact of the singular route.
@@ -222,7 +222,7 @@ def test_fast_and_robust_routes_agree(monkeypatch):
     mu1, s1 = well_conditioned(40, 200, rng)
     mu2, s2 = well_conditioned(40, 200, rng, offset=0.3)
     fast = frechet_distance(mu1, s1, mu2, s2)
-    monkeypatch.setattr(gaussian_module, "_FAST_ROUTE_RTOL", -1.0)  # always the SVD route
+    monkeypatch.setattr(frechet_module, "_FAST_ROUTE_RTOL", -1.0)  # always the SVD route
     robust = frechet_distance(mu1, s1, mu2, s2)
     assert fast == pytest.approx(robust, rel=1e-11)
 
@@ -277,11 +277,11 @@ def test_torch_linalg_backend_matches_numpy_backend(case):
         s1, s2 = moments(rng.normal(size=(15, d)))[1], moments(rng.normal(size=(60, d)))[1]
     with warnings.catch_warnings(record=True) as caught_numpy:
         warnings.simplefilter("always")
-        ref = gaussian_module._trace_sqrt_product(s1, s2, gaussian_module._NumpyOps)
+        ref = frechet_module.trace_sqrt_product(s1, s2, frechet_module.NumpyLinalg)
     with warnings.catch_warnings(record=True) as caught_torch:
         warnings.simplefilter("always")
-        got = gaussian_module._trace_sqrt_product(torch.from_numpy(s1), torch.from_numpy(s2),
-                                                  gaussian_module._TorchOps)
+        got = frechet_module.trace_sqrt_product(torch.from_numpy(s1), torch.from_numpy(s2),
+                                                frechet_module.TorchLinalg)
     assert isinstance(got, float)
     # Agreement on the scale of the distance (tr S1 + tr S2), which is what FID needs.
     assert got == pytest.approx(ref, abs=1e-11 * (np.trace(s1) + np.trace(s2)))
@@ -310,23 +310,54 @@ def test_cuda_matches_cpu():
 # Bad input
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args,match", [
-    ((np.zeros(3), np.eye(3), np.zeros(4), np.eye(4)), "mu2: feature dimensions differ"),
-    ((np.zeros(3), np.eye(3), np.zeros(3), np.eye(4)), r"sigma2: expected shape \(3, 3\)"),
-    ((np.zeros(3), np.ones((3, 2)), np.zeros(3), np.eye(3)), "sigma1: expected a square covariance"),
-    ((np.zeros((3, 1)), np.eye(3), np.zeros(3), np.eye(3)), "mu1: expected a non-empty mean vector"),
-    ((np.zeros(0), np.eye(0), np.zeros(0), np.eye(0)), "mu1: expected a non-empty"),
-    ((np.array([0.0, np.nan]), np.eye(2), np.zeros(2), np.eye(2)), "mu1: values must be finite"),
+    ((np.zeros(3), np.eye(3), np.zeros(4), np.eye(4)), "mean2: feature dimensions differ"),
+    ((np.zeros(3), np.eye(3), np.zeros(3), np.eye(4)), r"cov2: expected shape \(3, 3\)"),
+    ((np.zeros(3), np.ones((3, 2)), np.zeros(3), np.eye(3)), "cov1: expected a square covariance"),
+    ((np.zeros((3, 1)), np.eye(3), np.zeros(3), np.eye(3)), "mean1: expected a non-empty mean vector"),
+    ((np.zeros(0), np.eye(0), np.zeros(0), np.eye(0)), "mean1: expected a non-empty"),
+    ((np.array([0.0, np.nan]), np.eye(2), np.zeros(2), np.eye(2)), "mean1: values must be finite"),
     ((np.zeros(2), np.eye(2), np.zeros(2), np.array([[1.0, np.inf], [np.inf, 1.0]])),
-     "sigma2: values must be finite"),
+     "cov2: values must be finite"),
     ((np.zeros(2), np.array([[1.0, 0.5], [0.0, 1.0]]), np.zeros(2), np.eye(2)),
-     "sigma1: a covariance matrix must be symmetric"),
+     "cov1: a covariance matrix must be symmetric"),
     ((np.zeros(2), np.eye(2), np.zeros(2), np.diag([1.0, -0.5])),
-     "sigma2: a covariance matrix must be positive semi-definite"),
-    ((np.zeros(2), np.eye(2), np.zeros(2), [["a", "b"], ["c", "d"]]), "sigma2: expected numeric values"),
+     "cov2: a covariance matrix must be positive semi-definite"),
+    ((np.zeros(2), np.eye(2), np.zeros(2), [["a", "b"], ["c", "d"]]), "cov2: expected numeric values"),
 ])
 def test_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         frechet_distance(*args)
+
+
+def test_deprecated_keyword_names_warn_and_give_the_same_value():
+    # pytorch-fid's names (mu1, sigma1, mu2, sigma2) were the arguments' names until 0.2.
+    rng = np.random.default_rng(3)
+    (m1, s1), (m2, s2) = well_conditioned(5, 40, rng), well_conditioned(5, 40, rng, offset=0.5)
+    value = frechet_distance(mean1=m1, cov1=s1, mean2=m2, cov2=s2)
+    assert value == frechet_distance(m1, s1, m2, s2)
+    with pytest.warns(DeprecationWarning) as caught:
+        old = frechet_distance(mu1=m1, sigma1=s1, mu2=m2, sigma2=s2)
+    assert old == value
+    assert [str(w.message).split(";")[0] for w in caught] == [
+        f"frechet_distance({name}=...) is deprecated" for name in ("mu1", "sigma1", "mu2", "sigma2")]
+    assert all(w.filename == __file__ for w in caught)  # the warning points at the caller
+    with pytest.warns(DeprecationWarning, match=r"use cov2=\.\.\. \(removed in otmetrics 0\.3\)"):
+        assert frechet_distance(m1, s1, m2, sigma2=s2) == value  # positional and old keywords mix
+
+
+@pytest.mark.parametrize("kw", [dict(mean2=0.0, mu2=0.0), dict(cov2=1.0, sigma2=1.0)])
+def test_a_keyword_and_its_deprecated_alias_together_are_an_error(kw):
+    with pytest.raises(ValueError, match=r"(mu2: deprecated alias of mean2|sigma2: deprecated alias of "
+                                         r"cov2); pass only (mean2|cov2), got both"):
+        frechet_distance(np.zeros(1), np.eye(1), **{"mean2": np.zeros(1), "cov2": np.eye(1), **kw})
+
+
+def test_numerical_warning_points_at_the_caller():
+    x = np.random.default_rng(0).normal(size=(3, 5))
+    mean, cov = moments(x)
+    with pytest.warns(NumericalWarning) as caught:
+        frechet_distance(mean, cov, mean, np.eye(5))
+    assert caught[0].filename == __file__
 
 
 # ------------------------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist, pdist
 
-from otmetrics.generative import kernels as kernels_module
 from otmetrics import kid, mmd
-from otmetrics.generative.kernels import kernel_matrix, kid_subset_indices, median_bandwidth
+from otmetrics.generative.kernels import kernel_matrix, median_bandwidth, resolve_kernel
+from otmetrics.generative.kid import kid_subset_indices, kid_values_by_gram, kid_values_by_subsets
 
 
 # ------------------------------------------------------------------------------------------------
@@ -106,8 +106,8 @@ def test_blocked_sums_equal_one_block(m, n, block, seed, kernel):
     x, y = rng.normal(size=(m, 3)), rng.normal(size=(n, 3)) + 0.2
     kw = {} if kernel == "polynomial" else {"bandwidth": 1.1}
     for estimator in ("unbiased", "biased"):
-        whole = mmd(x, y, kernel=kernel, estimator=estimator, block_size=10_000, **kw)
-        blocked = mmd(x, y, kernel=kernel, estimator=estimator, block_size=block, **kw)
+        whole = mmd(x, y, kernel=kernel, estimator=estimator, chunk_size=10_000, **kw)
+        blocked = mmd(x, y, kernel=kernel, estimator=estimator, chunk_size=block, **kw)
         assert blocked == pytest.approx(whole, rel=1e-11, abs=1e-13)
 
 
@@ -216,9 +216,9 @@ def test_mmd_gradient_matches_finite_differences(estimator, kernel, kw):
     rng = np.random.default_rng(20)
     x = torch.tensor(rng.normal(size=(7, 2)), requires_grad=True)
     y = torch.tensor(rng.normal(size=(7 if estimator == "linear" else 5, 2)) + 0.5, requires_grad=True)
-    # block_size=3: diagonal, off-diagonal and ragged blocks, each recomputed in the backward pass.
+    # chunk_size=3: diagonal, off-diagonal and ragged blocks, each recomputed in the backward pass.
     def f(a, b):
-        return mmd(a, b, kernel=kernel, estimator=estimator, block_size=3, **kw)
+        return mmd(a, b, kernel=kernel, estimator=estimator, chunk_size=3, **kw)
 
     value = f(x, y)
     assert value.requires_grad and value.dtype == torch.float64
@@ -251,7 +251,7 @@ def test_laplacian_gradient_at_coincident_points_is_finite_and_exact():
     y = rng.normal(size=(5, 3))
     y[2] = x[0]
     xt = torch.tensor(x, requires_grad=True)
-    mmd(xt, torch.tensor(y), kernel="laplacian", bandwidth=1.5, block_size=4).backward()
+    mmd(xt, torch.tensor(y), kernel="laplacian", bandwidth=1.5, chunk_size=4).backward()
     assert torch.isfinite(xt.grad).all()
     np.testing.assert_allclose(xt.grad.numpy(), laplacian_mmd_gradient(x, y, 1.5), rtol=1e-10, atol=1e-14)
 
@@ -304,11 +304,11 @@ def test_mmd_backward_stays_in_bounded_memory():
         x = torch.tensor(rng.normal(size=(3000, 2)), requires_grad=True)
         y = torch.tensor(rng.normal(size=(3000, 2)) + 0.1)
         small = torch.tensor(rng.normal(size=(300, 2)), requires_grad=True)
-        mmd(small, y[:300], bandwidth=1.0, block_size=256).backward()  # first-call allocations
+        mmd(small, y[:300], bandwidth=1.0, chunk_size=256).backward()  # first-call allocations
         before = status("VmRSS:")
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        value = mmd(x, y, bandwidth=1.0, block_size=256)
+        value = mmd(x, y, bandwidth=1.0, chunk_size=256)
         value.backward()
         print(json.dumps({"value": float(value), "grad_norm": float(x.grad.norm()),
                           "peak_growth_mb": status("VmHWM:") - before}))
@@ -344,14 +344,28 @@ def test_mmd_backward_stays_in_bounded_memory():
     (lambda x, y: mmd(x, torch.from_numpy(y) / 0), "y: coordinates must be finite, got"),
     (lambda x, y: mmd(x[None], y), r"x: expected 1 or 2 dimension\(s\), got 3 \(shape \(1, 6, 3\)\)"),
     (lambda x, y: mmd(x[:, :0], y), r"x: must not be empty, got shape \(6, 0\)"),
-    (lambda x, y: mmd(x, y, block_size=0), "block_size: must be finite and > 0, got 0"),
-    (lambda x, y: mmd(x, y, block_size=2.5), "block_size: must be an integer, got 2.5"),
+    (lambda x, y: mmd(x, y, chunk_size=0), "chunk_size: must be finite and > 0, got 0"),
+    (lambda x, y: mmd(x, y, chunk_size=2.5), "chunk_size: must be an integer, got 2.5"),
     (lambda x, y: median_bandwidth(x, max_samples=1), "max_samples: must be an integer >= 2, got 1"),
 ])
 def test_mmd_bad_input(call, match):
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match=match):
         call(rng.normal(size=(6, 3)), rng.normal(size=(6, 3)))
+
+
+def test_deprecated_block_size_warns_and_gives_the_same_value():
+    # block_size was the name of chunk_size until 0.2 (rows per chunk of the blocked kernel sums).
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(30, 3)), rng.normal(size=(25, 3)) + 0.2
+    value = mmd(x, y, bandwidth=1.0, chunk_size=7)
+    with pytest.warns(DeprecationWarning, match=r"mmd\(block_size=\.\.\.\) is deprecated; use chunk_size=") \
+            as caught:
+        assert mmd(x, y, bandwidth=1.0, block_size=7) == value
+    assert caught[0].filename == __file__
+    with pytest.raises(ValueError, match="block_size: deprecated alias of chunk_size; pass only chunk_size, "
+                                         "got both"):
+        mmd(x, y, chunk_size=7, block_size=7)
 
 
 def test_mmd_large_n_stays_in_bounded_memory():
@@ -377,7 +391,7 @@ def test_mmd_large_n_stays_in_bounded_memory():
         before = status("VmRSS:")
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        value = mmd(x, y, bandwidth=1.0, block_size=512)
+        value = mmd(x, y, bandwidth=1.0, chunk_size=512)
         print(json.dumps({"value": value, "peak_growth_mb": status("VmHWM:") - before}))
     """)
     if not os.access("/proc/self/clear_refs", os.W_OK):
@@ -403,14 +417,14 @@ def test_kid_matches_the_reference_formula(nx, ny, subsets, size):
     assert std == pytest.approx(ref_std, rel=1e-8)
 
 
-def test_kid_both_evaluation_orders_agree(monkeypatch):
+def test_kid_both_evaluation_orders_agree():
     rng = np.random.default_rng(8)
     x, y = rng.normal(size=(80, 10)), rng.normal(size=(70, 10)) + 0.2
-    spec = kernels_module._resolve_kernel("polynomial", None, 3, None, 1, None, None, 10)
+    spec = resolve_kernel("polynomial", None, 3, None, 1, None, None, 10)
     ix, iy = kid_subset_indices(80, 70, 9, 30, 0)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    by_subsets = kernels_module._kid_by_subsets(xt, yt, ix, iy, spec)
-    by_gram = kernels_module._kid_by_gram(xt, yt, ix, iy, spec)
+    by_subsets = kid_values_by_subsets(xt, yt, ix, iy, spec)
+    by_gram = kid_values_by_gram(xt, yt, ix, iy, spec)
     np.testing.assert_allclose(by_gram.numpy(), by_subsets.numpy(), rtol=1e-11, atol=1e-14)
 
 
@@ -424,9 +438,9 @@ def test_kid_is_seeded_and_reproducible():
 def test_kid_std_is_ddof_zero():
     rng = np.random.default_rng(10)
     x, y = rng.normal(size=(30, 3)), rng.normal(size=(30, 3)) + 1
-    spec = kernels_module._resolve_kernel("polynomial", None, 3, None, 1, None, None, 3)
+    spec = resolve_kernel("polynomial", None, 3, None, 1, None, None, 3)
     ix, iy = kid_subset_indices(30, 30, 2, 10, 0)
-    values = kernels_module._kid_by_subsets(torch.from_numpy(x), torch.from_numpy(y), ix, iy, spec).numpy()
+    values = kid_values_by_subsets(torch.from_numpy(x), torch.from_numpy(y), ix, iy, spec).numpy()
     mean, std = kid(x, y, subsets=2, subset_size=10, seed=0)
     assert std == pytest.approx(abs(values[0] - values[1]) / 2, rel=1e-12)
     assert mean == pytest.approx(values.mean(), rel=1e-12)

@@ -134,13 +134,13 @@ def test_kid_compute_passes_float32_rows_without_a_float64_copy(monkeypatch):
     real, fake = data(11, n_real=60, n_fake=50)
     r32, f32 = torch.from_numpy(real).float(), torch.from_numpy(fake).float()
     seen = []
-    original = metrics_module._kid_values
+    original = metrics_module.kid_values
 
     def spy(x, y, **kw):
         seen.append((x.dtype, y.dtype, x.data_ptr()))
         return original(x, y, **kw)
 
-    monkeypatch.setattr(metrics_module, "_kid_values", spy)
+    monkeypatch.setattr(metrics_module, "kid_values", spy)
     metric = KID(subsets=4, subset_size=20, seed=1)
     metric.update(r32, real=True)
     metric.update(f32, real=False)
@@ -153,21 +153,21 @@ def test_kid_compute_passes_float32_rows_without_a_float64_copy(monkeypatch):
 
 
 def test_rows_are_concatenated_on_one_device_and_dtype():
-    from otmetrics.generative.metrics import _Rows
+    from otmetrics.generative.streaming import RowBuffer
 
-    rows = _Rows()
+    rows = RowBuffer()
     rows.add(torch.zeros((2, 3), dtype=torch.float32), "batch")
     rows.add(torch.ones((1, 3), dtype=torch.float64), "batch")
     both = rows.cat()
     assert both.dtype == torch.float64 and both.shape == (3, 3) and float(both.sum()) == 3.0
     # The meta device stands in for a second device (CUDA runs the real case below): the first
     # chunk's device wins, also when the dtypes differ.
-    mixed = _Rows()
+    mixed = RowBuffer()
     mixed.add(torch.empty((2, 3), dtype=torch.float32, device="meta"), "batch")
     mixed.add(torch.ones((4, 3), dtype=torch.float64), "batch")
     out = mixed.cat()
     assert out.device.type == "meta" and out.dtype == torch.float64 and out.shape == (6, 3)
-    half = _Rows()
+    half = RowBuffer()
     half.add(torch.zeros((1, 2), dtype=torch.float16), "batch")
     half.add(torch.zeros((1, 2), dtype=torch.float32), "batch")
     assert half.cat().dtype == torch.float32  # the widest dtype present, not always float64
@@ -348,7 +348,7 @@ def test_fid_singular_warns_through_the_metric():
     fid = FID()
     fid.update(rng.normal(size=(5, 10)), real=True)
     fid.update(rng.normal(size=(50, 10)), real=False)
-    with pytest.warns(otmetrics.NumericalWarning, match="sigma1: the covariance matrix is singular"):
+    with pytest.warns(otmetrics.NumericalWarning, match="cov1: the covariance matrix is singular"):
         assert np.isfinite(fid.compute())
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "to_numpy",
     "as_like",
     "as_float_tensor",
+    "as_float64_tensor",
     "describe",
     "batch_size",
     "uniform_weights",
@@ -89,6 +90,32 @@ def as_float_tensor(x: Any, name: str = "x", like=None):
     if like is not None:
         return torch.as_tensor(arr, dtype=like.dtype, device=like.device)
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def as_float64_tensor(x: Any, name: str = "x", device=None):
+    """Return ``x`` as a detached ``float64`` torch tensor on ``device``.
+
+    For values that are data, not a graph (moments, accumulated statistics): tensors are detached
+    and converted (on their own device when ``device`` is ``None``); arrays and array-likes become
+    tensors on ``device`` (the CPU when ``None``). Complex or non-numeric values raise
+    ``ValueError`` naming ``name``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = as_float64_tensor([1, 2], "mean")
+    >>> t.dtype, t.device.type
+    (torch.float64, 'cpu')
+    >>> as_float64_tensor(torch.ones(2, requires_grad=True)).requires_grad
+    False
+    """
+    import torch
+
+    if is_tensor(x):
+        if x.is_complex():
+            raise ValueError(f"{name}: complex values are not supported, got dtype {x.dtype}")
+        return x.detach().to(device=device, dtype=torch.float64)
+    return torch.as_tensor(to_numpy(x, name), dtype=torch.float64, device=device)
 
 
 def as_like(value: Any, like):

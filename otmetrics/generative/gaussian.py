@@ -1,362 +1,28 @@
-r"""Gaussian statistics of features and the Fréchet distance between two Gaussians (FID).
+r"""Streaming Gaussian statistics of features: :class:`GaussianStats`.
 
 :class:`GaussianStats` accumulates the mean and covariance of a stream of feature vectors in
-``float64`` with ``O(d^2)`` memory, merges with other accumulators (other batches, processes or
-ranks) and reads/writes pytorch-fid's ``.npz`` statistics files. :func:`frechet_distance` turns two
-such summaries into the Fréchet distance
-
-.. math::
-
-    d^2 = \lVert \mu_1 - \mu_2 \rVert^2
-          + \operatorname{tr}\Sigma_1 + \operatorname{tr}\Sigma_2
-          - 2 \operatorname{tr}\big(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}\big)^{1/2},
-
-the squared 2-Wasserstein distance between :math:`\mathcal N(\mu_1, \Sigma_1)` and
-:math:`\mathcal N(\mu_2, \Sigma_2)`, which is the FID when the features are InceptionV3 pool3
-activations.
+``float64`` with ``O(d^2)`` memory, merges with other accumulators (other batches, processes, and
+``torch.distributed`` ranks through :meth:`GaussianStats.sync`) and reads/writes pytorch-fid's
+``.npz`` statistics files. Two such summaries give the FID through
+:func:`~otmetrics.generative.frechet.frechet_distance` (:meth:`GaussianStats.frechet_distance`),
+which lives in :mod:`otmetrics.generative.frechet` and is still importable from here.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._core.arrays import as_like, describe, is_tensor, to_numpy
-from .._core.validation import all_finite, validate_positive
-from .._core.warnings import NumericalWarning
+from .._core.arrays import as_float64_tensor, describe, is_tensor, to_numpy
+from .._core.validation import validate_positive
+from .frechet import frechet_distance, validate_moments
 
-__all__ = ["frechet_distance", "GaussianStats"]
-
-_EPS = np.finfo(np.float64).eps
-# A covariance is numerically singular when an eigenvalue is below this many ulps of the largest.
-_RANK_ULPS = 1.0
-# An eigenvalue below -_NOT_PSD * (largest eigenvalue) means the matrix is not a covariance at all.
-_NOT_PSD = 1e-3
-# The fast route (eigenvalues mu_i of M = L1^T S2 L1) is kept when rounding errors of size
-# delta = _EIG_ERROR_ULPS * eps * max(mu) in the mu_i -- the backward error of a symmetric
-# eigensolver on M -- move sum sqrt(mu_i) by less than _FAST_ROUTE_RTOL times tr S1 + tr S2, the
-# scale of the distance. The errors are combined as independent roundings (root of the sum of
-# squares of delta / (2 sqrt(mu_i))); observed errors are far smaller still (tests compare with
-# closed forms). Rounding while forming M amounts to a relative perturbation of S2 of order eps,
-# as large as the rounding S2 already carries: every route inherits it. The eigensolver's error is
-# different: pulled back to S2 it is amplified by the conditioning of S1, and a square root
-# amplifies it again for small mu_i. Otherwise the singular values of L1^T L2 are used: no square
-# root of rounded small eigenvalues.
-_FAST_ROUTE_RTOL = 1e-9
-_EIG_ERROR_ULPS = 2.0
-
-# Relative asymmetry of a covariance that is symmetrised silently; above it, an error.
-_SYMMETRY_RTOL = 1e-5
+__all__ = ["GaussianStats"]
 
 
-# ------------------------------------------------------------------------------------------------
-# Linear-algebra backends: numpy/scipy for arrays and CPU tensors (OpenBLAS' symmetric eigensolvers
-# are several times faster than MKL's on AMD CPUs), torch.linalg for tensors on an accelerator.
-# ------------------------------------------------------------------------------------------------
-class _NumpyOps:
-    @staticmethod
-    def cholesky(s):
-        import scipy.linalg
-
-        try:
-            return scipy.linalg.cholesky(s, lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
-            return None
-
-    @staticmethod
-    def congruence(lower, s):
-        """``L^T S L`` for a lower-triangular ``L``, with triangular products (half the flops)."""
-        from scipy.linalg.blas import dtrmm
-
-        sl = dtrmm(1.0, lower, s, side=1, lower=1)  # S L
-        m = dtrmm(1.0, lower, sl, side=0, lower=1, trans_a=1)  # L^T (S L)
-        return m
-
-    @staticmethod
-    def tri_product(l1, l2):
-        """``L1^T L2`` for lower-triangular factors."""
-        from scipy.linalg.blas import dtrmm
-
-        return dtrmm(1.0, l1, l2, side=0, lower=1, trans_a=1)
-
-    eigvalsh = staticmethod(lambda m: np.linalg.eigvalsh(m))
-    eigh = staticmethod(lambda m: np.linalg.eigh(m))
-    svdvals = staticmethod(lambda m: np.linalg.svd(m, compute_uv=False))
-    matmul_tn = staticmethod(lambda a, b: a.T @ b)
-    diag = staticmethod(np.diagonal)
-    trace = staticmethod(lambda m: float(np.trace(m)))
-    to_float = staticmethod(float)
-    sqrt_clipped = staticmethod(lambda v: np.sqrt(np.clip(v, 0.0, None)))
-
-
-class _TorchOps:
-    @staticmethod
-    def cholesky(s):
-        import torch
-
-        lower, info = torch.linalg.cholesky_ex(s)
-        return lower if int(info) == 0 else None
-
-    @staticmethod
-    def congruence(lower, s):
-        return lower.T @ s @ lower
-
-    @staticmethod
-    def tri_product(l1, l2):
-        return l1.T @ l2
-
-    @staticmethod
-    def eigvalsh(m):
-        import torch
-
-        return torch.linalg.eigvalsh(m)
-
-    @staticmethod
-    def eigh(m):
-        import torch
-
-        return torch.linalg.eigh(m)
-
-    @staticmethod
-    def svdvals(m):
-        import torch
-
-        return torch.linalg.svdvals(m)
-
-    matmul_tn = staticmethod(lambda a, b: a.T @ b)
-    diag = staticmethod(lambda m: m.diagonal())
-    trace = staticmethod(lambda m: float(m.trace()))
-    to_float = staticmethod(lambda v: float(v))
-    sqrt_clipped = staticmethod(lambda v: v.clamp_min(0).sqrt())
-
-
-def _prepare_moments(mu, sigma, mu_name: str, sigma_name: str, dim: int | None, use_torch, device):
-    """Validate one (mean, covariance) pair; return float64 arrays/tensors for the chosen backend."""
-    if use_torch:
-        mu = _as_float64_tensor(mu, mu_name, device)
-        sigma = _as_float64_tensor(sigma, sigma_name, device)
-    else:
-        mu = to_numpy(mu, mu_name)
-        sigma = to_numpy(sigma, sigma_name)
-    # As pytorch-fid: a scalar mean and variance are the one-dimensional case (np.cov of (n, 1)
-    # data returns a 0-d array).
-    if mu.ndim == 0:
-        mu = mu.reshape(1)
-    if sigma.ndim == 0:
-        sigma = sigma.reshape(1, 1)
-    if mu.ndim != 1 or mu.shape[0] == 0:
-        raise ValueError(f"{mu_name}: expected a non-empty mean vector of shape (d,), got {describe(mu)}")
-    d = mu.shape[0]
-    if sigma.ndim != 2 or sigma.shape[0] != sigma.shape[1]:
-        raise ValueError(f"{sigma_name}: expected a square covariance matrix (d, d), got {describe(sigma)}")
-    if sigma.shape[0] != d:
-        raise ValueError(f"{sigma_name}: expected shape ({d}, {d}) to match {mu_name} of shape ({d},), "
-                         f"got {describe(sigma)}")
-    if dim is not None and d != dim:
-        raise ValueError(f"{mu_name}: feature dimensions differ, got {d} here and {dim} in the first "
-                         "distribution")
-    if not all_finite(mu):
-        raise ValueError(f"{mu_name}: values must be finite, got NaN or infinity")
-    if not all_finite(sigma):
-        raise ValueError(f"{sigma_name}: values must be finite, got NaN or infinity")
-    scale = float(abs(sigma).max()) if d else 0.0
-    asym = float(abs(sigma - sigma.T).max())
-    if asym > _SYMMETRY_RTOL * scale:
-        raise ValueError(f"{sigma_name}: a covariance matrix must be symmetric, got max |S - S^T| = "
-                         f"{asym:.3g} (max |S| = {scale:.3g})")
-    if asym > 0:
-        sigma = (sigma + sigma.T) / 2
-    return mu, sigma
-
-
-def _as_float64_tensor(x, name: str, device):
-    import torch
-
-    if is_tensor(x):
-        if x.is_complex():
-            raise ValueError(f"{name}: complex values are not supported, got dtype {x.dtype}")
-        return x.detach().to(device=device, dtype=torch.float64)
-    return torch.as_tensor(to_numpy(x, name), dtype=torch.float64, device=device)
-
-
-def _psd_root_factor(sigma, name: str, ops):
-    """A factor ``A`` (``d x r``) with ``A A^T = sigma`` from the eigen-decomposition.
-
-    Eigenvalues at rounding level are dropped (``r`` is the numerical rank); a singular
-    covariance gives a :class:`NumericalWarning`, a clearly indefinite matrix a ``ValueError``.
-    """
-    d = sigma.shape[0]
-    lam, vec = ops.eigh(sigma)
-    lam_max = max(ops.to_float(lam[-1]), 0.0)
-    lam_min = ops.to_float(lam[0])
-    if lam_min < -_NOT_PSD * lam_max or (lam_max == 0.0 and lam_min < 0.0):
-        raise ValueError(f"{name}: a covariance matrix must be positive semi-definite, got eigenvalue "
-                         f"{lam_min:.6g} (largest {lam_max:.6g})")
-    tol = _RANK_ULPS * d * _EPS * lam_max
-    keep = lam > tol
-    rank = int(keep.sum())
-    if rank < d:
-        hint = " (fewer samples than dimensions gives rank <= n - 1)" if rank > 0 else ""
-        if lam_min < -tol:
-            hint += f"; negative eigenvalues down to {lam_min:.3g} were clipped to 0"
-        warnings.warn(
-            f"{name}: the covariance matrix is singular (numerical rank {rank} of {d}){hint}; the "
-            "Fréchet distance is finite and computed on its range, but the estimate is degenerate: "
-            "use more samples than feature dimensions",
-            NumericalWarning, stacklevel=4)
-    if rank == 0:
-        return None
-    root = ops.sqrt_clipped(lam[keep])
-    return vec[:, keep] * root[None, :]
-
-
-def _tiny_pivot(lower, ops) -> bool:
-    pivots = ops.diag(lower) ** 2
-    return ops.to_float(pivots.min()) <= _RANK_ULPS * lower.shape[0] * _EPS * ops.to_float(pivots.max())
-
-
-def _trace_sqrt_product(s1, s2, ops) -> float:
-    r"""``tr (S1^{1/2} S2 S1^{1/2})^{1/2}`` for symmetric PSD ``S1, S2`` (float64), never complex.
-
-    Route 1 (both Cholesky factors exist and the product is well conditioned): the eigenvalues
-    ``mu_i`` of the symmetric ``L1^T S2 L1`` (similar to ``S1 S2``), summed as ``sqrt(mu_i)``.
-    Route 2 (otherwise): the nuclear norm of ``F1^T F2`` for factors ``F F^T = S``, i.e. the sum
-    of its singular values, which equal ``sqrt(mu_i)`` but are computed to an absolute accuracy of
-    ``eps * |F1^T F2|``: rounding is not amplified by a square root near zero, so identical
-    singular covariances still give a distance at rounding level.
-    """
-    l1 = ops.cholesky(s1)
-    l2 = ops.cholesky(s2)
-    # No factor, or a tiny pivot: a (numerically) singular covariance. The eigen route below
-    # measures its rank and warns.
-    singular1 = l1 is None or _tiny_pivot(l1, ops)
-    singular2 = l2 is None or _tiny_pivot(l2, ops)
-    if not (singular1 or singular2):
-        mu = ops.eigvalsh(ops.congruence(l1, s2))
-        total = ops.to_float(ops.sqrt_clipped(mu).sum())
-        scale = ops.trace(s1) + ops.trace(s2)
-        # Effect of an absolute eigenvalue error delta on sqrt(mu_i): delta / (2 sqrt(mu_i)), at most
-        # sqrt(delta) / 2 at rounding level; root of the sum of squares over i.
-        delta = _EIG_ERROR_ULPS * _EPS * max(ops.to_float(mu[-1]), 0.0)
-        err = 0.0
-        if delta > 0:
-            floor = mu.clamp_min(delta) if is_tensor(mu) else np.maximum(mu, delta)
-            err = (ops.to_float((delta / (4 * floor)).sum()) * delta) ** 0.5
-        if delta > 0 and err <= _FAST_ROUTE_RTOL * scale:
-            return total
-        return ops.to_float(ops.svdvals(ops.tri_product(l1, l2)).sum())
-    f1 = _psd_root_factor(s1, "sigma1", ops) if singular1 else l1
-    f2 = _psd_root_factor(s2, "sigma2", ops) if singular2 else l2
-    if f1 is None or f2 is None:
-        return 0.0
-    return ops.to_float(ops.svdvals(ops.matmul_tn(f1, f2)).sum())
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2):
-    r"""The Fréchet distance between two Gaussians: the FID when given Inception statistics.
-
-    .. math::
-
-        d^2 = \lVert \mu_1 - \mu_2 \rVert^2 + \operatorname{tr}\Sigma_1 + \operatorname{tr}\Sigma_2
-              - 2 \operatorname{tr}\big(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}\big)^{1/2}
-
-    This is :math:`W_2^2(\mathcal N(\mu_1, \Sigma_1), \mathcal N(\mu_2, \Sigma_2))`, the squared
-    2-Wasserstein distance between the Gaussians (the value called FID, without a square root).
-
-    Parameters
-    ----------
-    mu1, mu2 : array-like or tensor, shape (d,)
-        Means (a scalar is the case ``d = 1``, as in pytorch-fid).
-    sigma1, sigma2 : array-like or tensor, shape (d, d)
-        Covariance matrices: symmetric (asymmetry up to ``1e-5`` relative is symmetrised) and
-        positive semi-definite (eigenvalues at rounding level below zero are clipped). A scalar
-        is a ``1 x 1`` covariance.
-
-    Returns
-    -------
-    float or torch.Tensor
-        A Python ``float`` for numpy/array-like input; for tensors, a 0-d tensor on the device of
-        ``mu1`` (else of the first tensor) in its floating dtype. Always real, finite and ``>= 0``.
-        Not differentiable: the value is computed from detached inputs and the returned tensor
-        does not require grad (the gradient of the trace term involves
-        :math:`(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2})^{-1/2}`, unbounded for the singular
-        covariances FID often meets).
-
-    Raises
-    ------
-    ValueError
-        Shapes that are not ``(d,)``/``(d, d)``, different ``d`` between the two Gaussians,
-        NaN/infinite values, a clearly asymmetric or indefinite "covariance".
-
-    Warns
-    -----
-    NumericalWarning
-        A covariance is numerically singular, e.g. estimated from fewer samples than dimensions
-        (rank ``<= n - 1 < d``). The value is still finite and real: the trace term is computed on
-        the range of the matrix.
-
-    Notes
-    -----
-    Everything is computed in ``float64`` (tensors are converted on their device), with symmetric
-    decompositions only, never a complex matrix square root:
-
-    1. Cholesky ``S1 = L1 L1^T``; the eigenvalues :math:`\mu_i` of the symmetric ``L1^T S2 L1``
-       (similar to ``S1 S2``) give the trace term :math:`\sum_i \sqrt{\mu_i}`. Cost
-       ``O(d^3)`` with a small constant: one Cholesky, two triangular products, one
-       symmetric eigenvalue solve (no eigenvectors).
-    2. When a covariance is singular or the product is so ill-conditioned that rounding in small
-       :math:`\mu_i` would matter after the square root, the trace term is computed as the sum of
-       the singular values of ``F1^T F2`` with ``F F^T = S`` (Cholesky or eigenvector factors):
-       the same numbers, but accurate to ``eps`` times the largest one, so identical statistics
-       give ``|d^2| ~ 1e-13`` even when singular.
-
-    pytorch-fid computes ``scipy.linalg.sqrtm(S1 @ S2)`` (a complex Schur decomposition, several
-    times slower, with an ``eps * I`` retry when it fails); torchmetrics and torch-fidelity sum
-    ``sqrt(eigvals(S1 @ S2))`` of the non-symmetric product. All agree to about ``1e-10``
-    relative on well-conditioned covariances (see ``benchmarks/bench_generative.py``).
-    Arrays and CPU tensors use numpy/scipy LAPACK; CUDA tensors use ``torch.linalg`` on the device.
-
-    References
-    ----------
-    Dowson and Landau, "The Fréchet distance between multivariate normal distributions",
-    J. Multivariate Anal. 12 (1982). Heusel et al., "GANs trained by a two time-scale update rule
-    converge to a local Nash equilibrium", NeurIPS 2017.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from otmetrics import frechet_distance
-    >>> mu = np.zeros(2)
-    >>> round(frechet_distance(mu, np.eye(2), mu + [3.0, 4.0], 4 * np.eye(2)), 12)  # 25 + 2 * (1 - 2)^2
-    27.0
-    """
-    ref = mu1 if is_tensor(mu1) else None
-    use_torch = False
-    device = None
-    tensors = [t for t in (mu1, sigma1, mu2, sigma2) if is_tensor(t)]
-    if tensors:
-        device = tensors[0].device
-        use_torch = device.type != "cpu"
-        ref = mu1 if is_tensor(mu1) else tensors[0]
-    m1, s1 = _prepare_moments(mu1, sigma1, "mu1", "sigma1", None, use_torch, device)
-    m2, s2 = _prepare_moments(mu2, sigma2, "mu2", "sigma2", m1.shape[0], use_torch, device)
-    ops = _TorchOps if use_torch else _NumpyOps
-    diff = m1 - m2
-    mean_term = float((diff * diff).sum())
-    trace_term = _trace_sqrt_product(s1, s2, ops)
-    value = mean_term + ops.trace(s1) + ops.trace(s2) - 2.0 * trace_term
-    # Rounding can leave a tiny negative number for (nearly) identical Gaussians; W_2^2 >= 0.
-    value = max(value, 0.0)
-    return as_like(value, ref)
-
-
-# ------------------------------------------------------------------------------------------------
-# Streaming statistics
-# ------------------------------------------------------------------------------------------------
 class GaussianStats:
     r"""Streaming mean and covariance of feature vectors, in ``float64``, mergeable, saveable.
 
@@ -455,7 +121,7 @@ class GaussianStats:
 
             dev = torch.device(device) if device is not None else (
                 mean.device if is_tensor(mean) else cov.device)
-        mean, cov = _prepare_moments(mean, cov, "mean", "cov", None, use_torch, dev)
+        mean, cov = validate_moments(mean, cov, "mean", "cov", None, use_torch, dev)
         d = mean.shape[0]
         stats = cls(d, device=dev)
         if n is None:
@@ -514,12 +180,7 @@ class GaussianStats:
         if self._device is not None:
             import torch
 
-            if is_tensor(x):
-                if x.is_complex():
-                    raise ValueError(f"{name}: complex values are not supported, got dtype {x.dtype}")
-                x = x.detach().to(device=self._device, dtype=torch.float64)
-            else:
-                x = torch.as_tensor(to_numpy(x, name), dtype=torch.float64, device=self._device)
+            x = as_float64_tensor(x, name, self._device)
             finite = bool(torch.isfinite(x).all())
         else:
             x = to_numpy(x, name)
@@ -585,13 +246,10 @@ class GaussianStats:
         return self
 
     def _convert(self, value):
+        """A state value (array or tensor) in this object's backend: numpy, or tensors on its device."""
         if self._device is None:
             return to_numpy(value)
-        import torch
-
-        if is_tensor(value):
-            return value.to(device=self._device, dtype=torch.float64)
-        return torch.as_tensor(value, dtype=torch.float64, device=self._device)
+        return as_float64_tensor(value, device=self._device)
 
     def copy(self) -> GaussianStats:
         """An independent copy."""
@@ -638,20 +296,21 @@ class GaussianStats:
         if world_size(group) == 1:
             return self.copy()
         self._check_updatable("sync")
-        dims = {int(d) for (d,) in all_gather_ints([self._dim if self._dim is not None else -1], group)} - {-1}
+        local_dim = self._dim if self._dim is not None else -1
+        dims = {int(d) for (d,) in all_gather_ints([local_dim], group)} - {-1}
         if len(dims) > 1:
             raise ValueError(f"stats: the ranks hold features of different dimensions, got {sorted(dims)}")
         if not dims:
             return self.copy()
         d = dims.pop()
         dev = comm_device(group)
-
-        def local(v):
-            return torch.as_tensor(v if is_tensor(v) else np.asarray(v), dtype=torch.float64).to(dev)
-
         n_local = self._n
-        mean_local = local(self._mean) if n_local else torch.zeros(d, dtype=torch.float64, device=dev)
-        first = torch.cat([torch.tensor([float(n_local)], dtype=torch.float64, device=dev), mean_local * n_local])
+        if n_local:
+            mean_local = as_float64_tensor(self._mean, device=dev)
+        else:
+            mean_local = torch.zeros(d, dtype=torch.float64, device=dev)
+        count = torch.tensor([float(n_local)], dtype=torch.float64, device=dev)
+        first = torch.cat([count, mean_local * n_local])
         first = all_reduce_sum(first, group)
         n_total = int(round(float(first[0])))
         merged = GaussianStats(d)
@@ -661,7 +320,8 @@ class GaussianStats:
         mean = first[1:] / n_total
         if n_local:
             delta = mean_local - mean
-            contribution = local(self._scatter) + n_local * (delta[:, None] * delta[None, :])
+            outer = delta[:, None] * delta[None, :]
+            contribution = as_float64_tensor(self._scatter, device=dev) + n_local * outer
         else:
             contribution = torch.zeros((d, d), dtype=torch.float64, device=dev)
         scatter = all_reduce_sum(contribution, group)
@@ -679,11 +339,14 @@ class GaussianStats:
 
     # -- files -----------------------------------------------------------------------------------------
     def save(self, path) -> Path:
-        """Write ``mu``, ``sigma`` (pytorch-fid's keys) and ``n`` to an ``.npz`` file.
+        """Write the mean, the covariance and ``n`` to an ``.npz`` file, under pytorch-fid's keys.
 
-        The file is written to a temporary name and renamed, so an interrupted save leaves no
-        truncated statistics. ``.npz`` is appended when missing (as ``numpy.savez`` does).
-        Returns the path written. pytorch-fid and torch-fidelity read these files as they are.
+        The keys are ``mu`` (the mean), ``sigma`` (the covariance) and ``n``: ``mu``/``sigma`` are
+        pytorch-fid's file format, kept so that pytorch-fid and torch-fidelity read these files
+        as they are (the arguments of otmetrics spell the moments ``mean`` and ``cov``). The file
+        is written to a temporary name and renamed, so an interrupted save leaves no truncated
+        statistics. ``.npz`` is appended when missing (as ``numpy.savez`` does). Returns the path
+        written.
         """
         path = Path(os.fspath(path)).expanduser()
         if path.suffix != ".npz":
@@ -703,9 +366,10 @@ class GaussianStats:
 
     @classmethod
     def load(cls, path, *, device=None) -> GaussianStats:
-        """Read an ``.npz`` with ``mu`` and ``sigma`` (and optionally ``n``).
+        """Read an ``.npz`` with ``mu`` (the mean) and ``sigma`` (the covariance), and optionally ``n``.
 
-        Files written by pytorch-fid (``--save-stats``) hold only ``mu`` and ``sigma``: the result
+        The keys are pytorch-fid's file format (see :meth:`save`). Files written by pytorch-fid
+        (``--save-stats``) hold only ``mu`` and ``sigma``: the result
         then has ``n = None`` and can be compared but not updated or merged.
         """
         path = Path(os.fspath(path)).expanduser()

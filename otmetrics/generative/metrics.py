@@ -12,169 +12,31 @@ Batches are feature vectors ``(B, d)`` when ``feature_extractor`` is ``None``; o
 whatever the extractor takes (e.g. images ``(B, 3, H, W)``), and its output, flattened to
 ``(B, d)``, is the feature vector. ``feature_extractor="inception"`` builds the FID InceptionV3
 (:class:`otmetrics.FIDInceptionV3`, which needs its weight file).
+
+The machinery the four classes share (feature extraction, devices, the distributed switch, the
+row buffers) is in :mod:`otmetrics.generative.streaming`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._core.arrays import describe, is_tensor, to_numpy
+from .._core.arrays import to_numpy
 from .._core.validation import validate_positive
-from .gaussian import GaussianStats, frechet_distance
+from .frechet import frechet_distance
+from .gaussian import GaussianStats
 from .inception_score import inception_score
-from .kernels import _kid_values, _mmd, _subset_size, kid, mmd
+from .kid import kid, kid_values, validate_subset_size
+from .mmd import mmd, mmd_float64
+from .streaming import RowBuffer, StreamingMetric, TwoSetRowsMetric, check_bool, require_rows
 
 __all__ = ["FID", "KID", "InceptionScore", "MMD"]
 
 
 # ------------------------------------------------------------------------------------------------
-# Shared machinery
-# ------------------------------------------------------------------------------------------------
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}: must be True or False, got {value!r}")
-    return value
-
-
-class _Streaming:
-    """Feature extraction, device handling and the distributed switch shared by the metrics."""
-
-    _inception_output = "pool3"
-
-    def __init__(self, feature_extractor, device, sync: bool, process_group):
-        import torch
-
-        self._sync_enabled = _check_bool(sync, "sync")
-        self.process_group = process_group
-        if isinstance(feature_extractor, str):
-            if feature_extractor != "inception":
-                raise ValueError(f"feature_extractor: the only name accepted is 'inception', got "
-                                 f"{feature_extractor!r}")
-            from .features.inception import FIDInceptionV3
-
-            feature_extractor = FIDInceptionV3(output=self._inception_output)
-        elif feature_extractor is not None and not callable(feature_extractor):
-            raise ValueError("feature_extractor: must be None, 'inception', a torch.nn.Module or a "
-                             "callable, "
-                             f"got {type(feature_extractor).__name__}")
-        if device is not None:
-            device = torch.device(device)
-        if isinstance(feature_extractor, torch.nn.Module):
-            if device is not None:
-                feature_extractor = feature_extractor.to(device)
-            else:
-                param = next(iter(feature_extractor.parameters()), None)
-                device = param.device if param is not None else None
-            # Batch norm and dropout must not depend on the batch: evaluation mode.
-            feature_extractor.eval()
-        self.feature_extractor = feature_extractor
-        self.device = device
-
-    def _features(self, batch, name: str = "batch"):
-        """The feature rows ``(B, d)`` of a batch, as a detached tensor on the metric's device."""
-        import torch
-
-        if self.feature_extractor is None:
-            if is_tensor(batch):
-                feats = batch.detach()
-            else:
-                feats = torch.from_numpy(np.ascontiguousarray(to_numpy(batch, name)))
-            if feats.ndim != 2:
-                raise ValueError(f"{name}: expected feature vectors of shape (B, d) (no feature_extractor "
-                                 f"was given), got {describe(feats)}")
-        else:
-            if not is_tensor(batch) and isinstance(batch, np.ndarray):
-                batch = torch.from_numpy(np.ascontiguousarray(batch))  # uint8 images stay uint8
-            if is_tensor(batch) and self.device is not None:
-                batch = batch.to(self.device)
-            with torch.no_grad():
-                out = self.feature_extractor(batch)
-            if isinstance(out, (tuple, list)):
-                raise ValueError(f"feature_extractor: must return one tensor of features, got a "
-                                 f"{type(out).__name__} of {len(out)} items")
-            if not is_tensor(out):
-                out = torch.from_numpy(np.ascontiguousarray(to_numpy(out, "feature_extractor output")))
-            if out.ndim == 0:
-                raise ValueError(f"feature_extractor: must return one row per input, got {describe(out)}")
-            feats = out.detach().reshape(out.shape[0], -1)
-        if self.device is not None:
-            feats = feats.to(self.device)
-        if not feats.is_floating_point():
-            feats = feats.to(torch.float64)
-        if not bool(torch.isfinite(feats).all()):
-            bad = int((~torch.isfinite(feats).all(1)).nonzero()[0, 0])
-            raise ValueError(f"{name}: features must be finite, got NaN or infinity in row {bad}")
-        return feats
-
-    def _distributed(self) -> bool:
-        from .._core.distributed import world_size
-
-        return self._sync_enabled and world_size(self.process_group) > 1
-
-
-class _Rows:
-    """A growing list of feature rows (one tensor per update), with a fixed width."""
-
-    def __init__(self):
-        self.chunks: list = []
-        self.dim: int | None = None
-
-    def add(self, rows, name: str):
-        if rows.shape[0] == 0:
-            return
-        if self.dim is not None and rows.shape[1] != self.dim:
-            raise ValueError(f"{name}: expected feature vectors of dimension {self.dim}, got {rows.shape[1]}")
-        self.dim = int(rows.shape[1])
-        self.chunks.append(rows)
-
-    @property
-    def n(self) -> int:
-        return sum(int(c.shape[0]) for c in self.chunks)
-
-    def cat(self):
-        """All rows in one tensor, on the first chunk's device, in the widest dtype present
-        (chunks can differ in both: batches from different devices, merged objects). The
-        result is read, never modified: a single chunk is returned as it is."""
-        import torch
-
-        if not self.chunks:
-            return None
-        device = self.chunks[0].device
-        dtype = self.chunks[0].dtype
-        for c in self.chunks[1:]:
-            dtype = torch.promote_types(dtype, c.dtype)
-        chunks = [c.to(device=device, dtype=dtype) for c in self.chunks]
-        return chunks[0] if len(chunks) == 1 else torch.cat(chunks)  # one chunk: no copy
-
-    def extend(self, other: _Rows, name: str):
-        if other.dim is not None and self.dim is not None and other.dim != self.dim:
-            raise ValueError(f"{name}: feature dimensions differ, got {other.dim} and {self.dim}")
-        for c in other.chunks:
-            self.add(c, name)
-
-    def gathered(self, distributed: bool, group, name: str):
-        rows = self.cat()
-        if not distributed:
-            return rows
-        from .._core.distributed import all_gather_rows
-
-        return all_gather_rows(rows, group, name=name)
-
-    def clear(self):
-        self.chunks = []
-
-
-def _need(rows, name: str, minimum: int = 2):
-    n = 0 if rows is None else int(rows.shape[0])
-    if n < minimum:
-        raise ValueError(f"{name}: need at least {minimum} samples, got {n}")
-    return rows
-
-
-# ------------------------------------------------------------------------------------------------
 # FID
 # ------------------------------------------------------------------------------------------------
-class FID(_Streaming):
+class FID(StreamingMetric):
     r"""Streaming Fréchet Inception Distance: Gaussian statistics of real and generated features.
 
     :meth:`compute` returns :func:`otmetrics.frechet_distance` of the two accumulated Gaussians,
@@ -235,7 +97,7 @@ class FID(_Streaming):
     def __init__(self, feature_extractor=None, *, real_stats=None, reset_real: bool = True, device=None,
                  sync: bool = True, process_group=None):
         super().__init__(feature_extractor, device, sync, process_group)
-        self.reset_real = _check_bool(reset_real, "reset_real")
+        self.reset_real = check_bool(reset_real, "reset_real")
         self._fixed_real = real_stats is not None
         if real_stats is None:
             self.real = GaussianStats(device=self.device)
@@ -247,11 +109,11 @@ class FID(_Streaming):
 
     def update(self, batch, *, real: bool) -> None:
         """Add a batch of real (``real=True``) or generated (``real=False``) samples."""
-        _check_bool(real, "real")
+        check_bool(real, "real")
         if real and self._fixed_real:
             raise ValueError("real: the real statistics were given at construction (real_stats), they "
                              "cannot be updated; pass real=False for generated samples")
-        feats = self._features(batch)
+        feats = self.extract_features(batch)
         other = self.fake if real else self.real
         if other.dim is not None and feats.shape[1] != other.dim:
             raise ValueError(f"batch: expected feature vectors of dimension {other.dim} (as the "
@@ -259,7 +121,7 @@ class FID(_Streaming):
         (self.real if real else self.fake).update(feats)
 
     def _stats(self):
-        if self._distributed():
+        if self.distributed:
             fake = self.fake.sync(self.process_group)
             real = self.real if self._fixed_real else self.real.sync(self.process_group)
             return real, fake
@@ -345,61 +207,7 @@ def _check_same_statistics(mine: GaussianStats, theirs: GaussianStats, rtol: flo
 # ------------------------------------------------------------------------------------------------
 # Feature-storing metrics
 # ------------------------------------------------------------------------------------------------
-class _TwoSetRows(_Streaming):
-    """Stores real and generated feature rows; subclasses define :meth:`_value`."""
-
-    def __init__(self, feature_extractor, device, sync, process_group, reset_real):
-        super().__init__(feature_extractor, device, sync, process_group)
-        self.reset_real = _check_bool(reset_real, "reset_real")
-        self._real = _Rows()
-        self._fake = _Rows()
-
-    def update(self, batch, *, real: bool) -> None:
-        """Add a batch of real (``real=True``) or generated (``real=False``) samples."""
-        _check_bool(real, "real")
-        feats = self._features(batch)
-        other = self._fake if real else self._real
-        if other.dim is not None and feats.shape[1] != other.dim:
-            raise ValueError(f"batch: expected feature vectors of dimension {other.dim} (as the "
-                             f"{'generated' if real else 'real'} ones), got {feats.shape[1]}")
-        (self._real if real else self._fake).add(feats, "batch")
-
-    def _both(self):
-        distributed = self._distributed()
-        real = self._real.gathered(distributed, self.process_group, "real")
-        fake = self._fake.gathered(distributed, self.process_group, "fake")
-        return _need(real, "real"), _need(fake, "fake")
-
-    def reset(self):
-        """Forget the generated samples, and the real ones unless ``reset_real=False``."""
-        self._fake.clear()
-        if self.reset_real:
-            self._real.clear()
-        return self
-
-    def merge(self, other):
-        """Append ``other``'s samples (both sets) after this object's; returns ``self``."""
-        if type(other) is not type(self):
-            raise ValueError(f"other: expected a {type(self).__name__} object, got {type(other).__name__}")
-        self._real.extend(other._real, "other")
-        self._fake.extend(other._fake, "other")
-        return self
-
-    @property
-    def n_real(self) -> int:
-        """Real samples stored (on this rank)."""
-        return self._real.n
-
-    @property
-    def n_fake(self) -> int:
-        """Generated samples stored (on this rank)."""
-        return self._fake.n
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(n_real={self.n_real}, n_fake={self.n_fake})"
-
-
-class KID(_TwoSetRows):
+class KID(TwoSetRowsMetric):
     r"""Streaming Kernel Inception Distance: stores features, computes :func:`otmetrics.kid`.
 
     :meth:`compute` returns ``(mean, std)`` over random subsets of the unbiased MMD² with the
@@ -448,20 +256,20 @@ class KID(_TwoSetRows):
                             seed=seed)
         # Validate the options now rather than at the end of a long evaluation (the probe has
         # 2 rows: subset_size is checked on its own).
-        _subset_size(subset_size)
+        validate_subset_size(subset_size)
         probe = np.array([[0.0], [1.0]])
         kid(probe, probe, **{**self.options, "subset_size": 2})
 
     def compute(self) -> tuple[float, float]:
         """``(mean, std)`` of the KID over all rows seen (all ranks in distributed mode)."""
-        real, fake = self._both()
+        real, fake = self.gather_rows()
         # The rows as they are (float32 stays float32: kid converts each subset to float64, no
         # full-size copy); the float64 values, never rounded to the rows' dtype.
-        values = _kid_values(real, fake, **self.options)
+        values = kid_values(real, fake, **self.options)
         return float(values.mean()), float(values.std(correction=0))
 
 
-class MMD(_TwoSetRows):
+class MMD(TwoSetRowsMetric):
     r"""Streaming MMD²: stores features, computes :func:`otmetrics.mmd`.
 
     :meth:`compute` returns the MMD² estimate
@@ -497,8 +305,6 @@ class MMD(_TwoSetRows):
     True
     """
 
-    _inception_output = "pool3"
-
     def __init__(self, feature_extractor=None, *, kernel: str = "gaussian", bandwidth=None,
                  estimator: str = "unbiased", degree=None, gamma=None, coef0=None, reset_real: bool = True,
                  device=None, sync: bool = True, process_group=None):
@@ -511,11 +317,11 @@ class MMD(_TwoSetRows):
 
     def compute(self) -> float:
         """The MMD² estimate over all rows seen (all ranks in distributed mode), as a float."""
-        real, fake = self._both()
-        return float(_mmd(real, fake, **self.options))  # float64 arithmetic, a float64 result
+        real, fake = self.gather_rows()
+        return float(mmd_float64(real, fake, **self.options))  # float64 arithmetic, a float64 result
 
 
-class InceptionScore(_Streaming):
+class InceptionScore(StreamingMetric):
     r"""Streaming Inception Score: stores class probabilities or logits for :func:`otmetrics.inception_score`.
 
     :meth:`compute` returns ``(mean, std)`` over contiguous splits of
@@ -559,25 +365,22 @@ class InceptionScore(_Streaming):
     (5.0, 0.0)
     """
 
-    _inception_output = "logits_unbiased"
-
     def __init__(self, feature_extractor=None, *, splits: int = 10, from_logits: bool | None = None,
-                 device=None,
-                 sync: bool = True, process_group=None):
-        super().__init__(feature_extractor, device, sync, process_group)
+                 device=None, sync: bool = True, process_group=None):
+        super().__init__(feature_extractor, device, sync, process_group, inception_output="logits_unbiased")
         if from_logits is None:
             from_logits = isinstance(feature_extractor, str)
-        self.from_logits = _check_bool(from_logits, "from_logits")
+        self.from_logits = check_bool(from_logits, "from_logits")
         self.splits = int(validate_positive(splits, "splits", integer=True))
-        self._rows = _Rows()
+        self._rows = RowBuffer()
 
     def update(self, batch) -> None:
         """Add a batch of images (with an extractor) or of probability/logit rows."""
-        self._rows.add(self._features(batch), "batch")
+        self._rows.add(self.extract_features(batch), "batch")
 
     def compute(self) -> tuple[float, float]:
         """``(mean, std)`` of the Inception Score over all rows seen (all ranks in distributed mode)."""
-        rows = _need(self._rows.gathered(self._distributed(), self.process_group, "rows"), "rows")
+        rows = require_rows(self._rows.gathered(self.distributed, self.process_group, "rows"), "rows")
         mean, std = inception_score(rows.double(), splits=self.splits, from_logits=self.from_logits)
         return float(mean), float(std)
 
