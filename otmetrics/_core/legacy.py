@@ -36,7 +36,8 @@ LEGACY_MODULES: dict[str, tuple[str, ...]] = {
     "otmetrics.metrics": ("otmetrics.generative.metrics", "otmetrics.generative.streaming"),
     "otmetrics.inception": ("otmetrics.generative.features.inception",),
     "otmetrics.images": ("otmetrics.generative.features.images",),
-    "otmetrics.critic.bounds": ("otmetrics.critic.lipschitz", "otmetrics.critic.dual", "otmetrics.critic.samples"),
+    "otmetrics.critic.bounds": ("otmetrics.critic.lipschitz", "otmetrics.critic.dual",
+                                "otmetrics.critic.samples"),
 }
 
 
