@@ -31,7 +31,10 @@ LEGACY_MODULES: dict[str, tuple[str, ...]] = {
     "otmetrics.kernels": ("otmetrics.generative.kernels",),
     "otmetrics.inception_score": ("otmetrics.generative.inception_score",),
     "otmetrics.metrics": ("otmetrics.generative.metrics",),
-    "otmetrics.inception": ("otmetrics.generative.features.inception",),
+    "otmetrics.inception": ("otmetrics.generative.features.preprocess",
+                            "otmetrics.generative.features.weights",
+                            "otmetrics.generative.features.inception_weights",
+                            "otmetrics.generative.features.inception"),
     "otmetrics.images": ("otmetrics.generative.features.images",),
 }
 
