@@ -92,13 +92,18 @@ def precision_settings(device_type: str) -> list[PrecisionSetting]:
 
     Parameters
     ----------
-    device_type : str
+    device_type : str or torch.device
         ``"cuda"`` or ``"cpu"``; any other type (``"mps"``, ``"meta"``, ...) has no such settings
         and gives an empty list.
 
     Returns
     -------
     list of PrecisionSetting
+
+    Raises
+    ------
+    ValueError
+        ``device_type`` is neither a string nor a ``torch.device``.
 
     Examples
     --------
@@ -108,6 +113,7 @@ def precision_settings(device_type: str) -> list[PrecisionSetting]:
     >>> precision_settings("meta")
     []
     """
+    device_type = _device_type(device_type)
     backends = torch.backends
     if hasattr(backends.cudnn, "conv") and hasattr(backends.mkldnn, "matmul"):  # torch >= 2.9
         holders = {"cuda": (("cudnn.conv", backends.cudnn.conv), ("cuda.matmul", backends.cuda.matmul)),
@@ -123,6 +129,14 @@ def precision_settings(device_type: str) -> list[PrecisionSetting]:
             "float32_matmul_precision", torch.get_float32_matmul_precision,
             torch.set_float32_matmul_precision, ("highest",), "highest"))
     return settings
+
+
+def _device_type(device_type) -> str:
+    if isinstance(device_type, torch.device):
+        return device_type.type
+    if not isinstance(device_type, str):
+        raise ValueError(f"device_type: expected a device type such as 'cuda' or 'cpu', got {device_type!r}")
+    return device_type
 
 
 _PRECISION_LOCK = threading.Lock()
@@ -176,6 +190,11 @@ def full_float32(device_type, enabled: bool = True) -> Iterator[None]:
         ``False`` leaves every setting as it is (for ``tf32=True``, or inputs that are not
         float32), so that callers need not write two code paths.
 
+    Raises
+    ------
+    ValueError
+        ``device_type`` is neither a string nor a ``torch.device`` (when ``enabled``).
+
     Notes
     -----
     The settings are process-wide: other code running meanwhile also computes in full float32,
@@ -196,12 +215,10 @@ def full_float32(device_type, enabled: bool = True) -> Iterator[None]:
     >>> for setting, value in saved:
     ...     setting.write(value)
     """
-    if not enabled:
+    settings = precision_settings(device_type) if enabled else []
+    if not settings:  # disabled, or a device without such settings
         yield
         return
-    if isinstance(device_type, torch.device):
-        device_type = device_type.type
-    settings = precision_settings(device_type)
     with _PRECISION_LOCK:
         _acquire(settings)
     try:
