@@ -30,9 +30,10 @@ import otmetrics
 from otmetrics import OTMetricsWarning
 from otmetrics.generative.features import inception_weights, precision, weights
 from otmetrics.generative.features.inception import FEATURE_DIMS, FIDInceptionV3, check_inception_layout
-from otmetrics.generative.features.inception_weights import (FID_WEIGHTS, FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256,
-                                                             FID_WEIGHTS_URL, download_inception_weights,
-                                                             inception_cache_dir, resolve_inception_weights)
+from otmetrics.generative.features.inception_weights import (FID_WEIGHTS, FID_WEIGHTS_FILENAME,
+                                                             FID_WEIGHTS_SHA256, FID_WEIGHTS_URL,
+                                                             download_inception_weights, inception_cache_dir,
+                                                             resolve_inception_weights)
 from otmetrics.generative.features.preprocess import resize_bilinear_tf1
 from otmetrics.generative.features.weights import WeightsNotFoundError
 
@@ -649,9 +650,10 @@ def test_cache_dir_is_torch_hubs_unless_overridden(isolated, monkeypatch):
     monkeypatch.setenv("OTMETRICS_CACHE_DIR", str(isolated / "mine"))
     assert inception_cache_dir() == isolated / "mine"
     # looked for: the override first, then torch hub's folder (and torch-fidelity's name there)
+    hub = isolated / "elsewhere" / "checkpoints"
     assert weights.cached_paths(FID_WEIGHTS)[:3] == [
-        isolated / "mine" / FID_WEIGHTS_FILENAME, isolated / "elsewhere" / "checkpoints" / FID_WEIGHTS_FILENAME,
-        isolated / "elsewhere" / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"]
+        isolated / "mine" / FID_WEIGHTS_FILENAME, hub / FID_WEIGHTS_FILENAME,
+        hub / "weights-inception-2015-12-05-6726825d.pth"]
 
 
 def test_the_folder_of_otmetrics_0_2_is_still_searched(isolated, monkeypatch, weights_file):
@@ -781,7 +783,8 @@ def test_download_errors_say_how_to_get_the_file(tmp_path):
             download_inception_weights(server.url("missing-12345678.pth"), cache_dir=tmp_path, progress=False)
         port = server.httpd.server_address[1]
     with pytest.raises(RuntimeError, match="could not download"):  # nothing listens any more
-        download_inception_weights(f"http://127.0.0.1:{port}/x-12345678.pth", cache_dir=tmp_path, progress=False)
+        download_inception_weights(f"http://127.0.0.1:{port}/x-12345678.pth", cache_dir=tmp_path,
+                                   progress=False)
     with pytest.raises(RuntimeError, match="could not download"):  # torch.hub would leave a .partial file
         download_inception_weights("no-scheme/x-12345678.pth", cache_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="sha256: required"):
@@ -888,7 +891,8 @@ def test_a_cached_copy_is_hashed_once(isolated, monkeypatch, weights_file):
     assert hashed == [cached]
     stat = cached.stat()
     record = json.loads(Path(str(cached) + ".sha256").read_text())
-    assert (record["sha256"], record["size"], record["mtime_ns"]) == (_digest(data), stat.st_size, stat.st_mtime_ns)
+    assert record["sha256"] == _digest(data)
+    assert (record["size"], record["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
     FIDInceptionV3(download=False, resize=None)  # the memo of this process serves
     weights._DIGESTS.clear()  # as in a new process: the record serves
     FIDInceptionV3(download=False, resize=None)

@@ -75,7 +75,8 @@ def test_real_settings_are_listed_per_device():
         settings = precision_settings(device_type)
         assert settings and all(isinstance(s, PrecisionSetting) for s in settings)
         assert len({s.name for s in settings}) == len(settings)
-    assert [s.name for s in precision_settings(torch.device("cpu"))] == [s.name for s in precision_settings("cpu")]
+    names = [s.name for s in precision_settings("cpu")]
+    assert [s.name for s in precision_settings(torch.device("cpu"))] == names
 
 
 @pytest.mark.parametrize("bad", [3, None, ["cpu"]])

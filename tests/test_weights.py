@@ -15,8 +15,9 @@ import torch
 
 from otmetrics import OTMetricsWarning
 from otmetrics.generative.features import weights
-from otmetrics.generative.features.weights import (WeightsNotFoundError, WeightsSpec, cached_paths, download_weights,
-                                                   resolve_weights, sha256_file, weights_cache_dir)
+from otmetrics.generative.features.weights import (WeightsNotFoundError, WeightsSpec, cached_paths,
+                                                   download_weights, resolve_weights, sha256_file,
+                                                   weights_cache_dir)
 
 DATA = b"generated weights " * 1000
 DIGEST = hashlib.sha256(DATA).hexdigest()
@@ -71,7 +72,8 @@ def test_cached_paths_without_the_override(spec, env, monkeypatch):
     monkeypatch.delenv("OTMETRICS_CACHE_DIR")
     hub = env / "torch_home" / "hub" / "checkpoints"
     assert weights_cache_dir() == hub
-    assert cached_paths(spec) == [hub / spec.filename, hub / "other-name.bin", env / "xdg" / "otmetrics" / spec.filename]
+    legacy = env / "xdg" / "otmetrics"  # where otmetrics 0.2 downloaded
+    assert cached_paths(spec) == [hub / spec.filename, hub / "other-name.bin", legacy / spec.filename]
     alias = hub / "other-name.bin"
     alias.parent.mkdir(parents=True)
     alias.write_bytes(DATA)
@@ -102,13 +104,14 @@ def test_expected_digest(spec, env):
     with pytest.raises(ValueError, match="^sha256: required"):
         download_weights(spec, plain.as_uri(), progress=False)
     # an explicit digest, in any case
-    assert download_weights(spec, plain.as_uri(), sha256=DIGEST.upper(), filename="c.bin", progress=False).exists()
+    assert download_weights(spec, plain.as_uri(), sha256=DIGEST.upper(), filename="c.bin",
+                            progress=False).exists()
     assert sorted(p.name for p in (env / "cache").iterdir()) == ["a.bin", "c.bin"]
 
 
 def test_a_failed_check_keeps_torch_hubs_message_and_leaves_nothing(spec, env):
     (env / "server" / spec.filename).write_bytes(DATA[:-1] + b"!")
-    with pytest.raises(RuntimeError, match=f"checksum mismatch.*expected {DIGEST}; the file was discarded") as info:
+    with pytest.raises(RuntimeError, match=f"checksum mismatch.*expected {DIGEST}; the file was") as info:
         download_weights(spec, progress=False)
     assert "invalid hash value" in str(info.value.__cause__)  # torch.hub's own check
     assert list((env / "cache").iterdir()) == []
@@ -116,13 +119,13 @@ def test_a_failed_check_keeps_torch_hubs_message_and_leaves_nothing(spec, env):
 
 def test_bad_addresses_leave_nothing(spec, env):
     for url in ("no-scheme/demo.bin", (env / "server" / "missing.bin").as_uri()):
-        with pytest.raises(RuntimeError, match="^could not download the demo weights from .*curl .*--demo PATH"):
+        with pytest.raises(RuntimeError, match="^could not download the demo weights from .*curl .*--demo"):
             download_weights(spec, url, sha256=DIGEST, progress=False)
     assert list((env / "cache").iterdir()) == []
 
 
 def test_not_found_messages(spec, env, monkeypatch):
-    with pytest.raises(WeightsNotFoundError, match="^weights: not given, DEMO_WEIGHTS unset and no demo weights in"):
+    with pytest.raises(WeightsNotFoundError, match="^weights: not given, DEMO_WEIGHTS unset and no demo"):
         resolve_weights(spec, download=False)
     bare = WeightsSpec("bare weights", "bare.bin", "https://example.org/bare.bin", DIGEST)
     with pytest.raises(WeightsNotFoundError, match="^weights: not given and no bare weights in") as info:
@@ -179,5 +182,6 @@ def test_public_names_are_reexported_where_they_were():
 
     assert inception.WeightsNotFoundError is WeightsNotFoundError and inception.sha256_file is sha256_file
     assert inception.CACHE_ENV == "OTMETRICS_CACHE_DIR"
-    assert issubclass(WeightsNotFoundError, ValueError) and issubclass(WeightsNotFoundError, FileNotFoundError)
+    assert issubclass(WeightsNotFoundError, ValueError)
+    assert issubclass(WeightsNotFoundError, FileNotFoundError)
     assert Path(weights.__file__).name == "weights.py"

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .inception_weights import (FID_WEIGHTS, FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL, URL_ENV,
-                                WEIGHTS_ENV, download_inception_weights, inception_cache_dir,
+from .inception_weights import (FID_WEIGHTS, FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL,
+                                URL_ENV, WEIGHTS_ENV, download_inception_weights, inception_cache_dir,
                                 resolve_inception_weights)
 from .precision import full_float32
 from .preprocess import resize_bilinear_tf1, to_float_rgb
@@ -318,7 +318,8 @@ class FIDInceptionV3(nn.Module):
                 path = resolve_inception_weights(weights, download=download, progress=progress)
                 state_dict, source, copy = read_state_dict(path), f"weights file '{path}'", False
             else:
-                raise ValueError(f"weights: expected a path or a state dict, got {_describe_weights(weights)}")
+                raise ValueError("weights: expected a path or a state dict, got "
+                                 f"{_describe_weights(weights)}")
             check_inception_layout(state_dict, source, check_values=False)
             with torch.device("meta"):  # no time spent initialising what the weights replace
                 self._build_layers()

@@ -58,7 +58,7 @@ def validate_images(images, name: str = "images") -> torch.Tensor:
     >>> validate_images(torch.full((1, 3, 4, 4), 255.0))
     Traceback (most recent call last):
     ...
-    ValueError: images: floating images must lie in [0, 1], got min 255, max 255 (pass uint8 tensors for 0..255 values)
+    ValueError: images: floating images must lie in [0, 1], got min 255, max 255 (pass uint8 tensors ...)
     """
     if not isinstance(images, torch.Tensor):
         arr = np.asarray(images)

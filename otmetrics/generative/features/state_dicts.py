@@ -99,7 +99,7 @@ def check_layout(state_dict: Mapping, layout: Mapping[str, tuple[int, ...]], sou
     >>> check_layout({"w": torch.zeros(3, 2), "c": torch.zeros(2)}, layout, "my.pth", name="toy layout")
     Traceback (most recent call last):
     ...
-    ValueError: my.pth: not the toy layout: 1 missing key(s), e.g. b; 1 unexpected key(s), e.g. c; 1 wrong entry, e.g. w: shape (3, 2), expected (2, 3)
+    ValueError: my.pth: not the toy layout: 1 missing key(s), e.g. b; 1 unexpected key(s), e.g. c; 1 wrong ...
     """
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{source}: expected a state dict (a mapping of names to tensors), "

@@ -458,8 +458,8 @@ def _expected_sha256(spec: WeightsSpec, url: str, sha256: str | None) -> str:
     return match.group(1)
 
 
-def download_weights(spec: WeightsSpec, url: str | None = None, *, cache_dir=None, filename: str | None = None,
-                     sha256: str | None = None, progress: bool = True) -> Path:
+def download_weights(spec: WeightsSpec, url: str | None = None, *, cache_dir=None,
+                     filename: str | None = None, sha256: str | None = None, progress: bool = True) -> Path:
     """Download ``spec``'s weight file with ``torch.hub``, verify its SHA-256, return its path.
 
     ``torch.hub.download_url_to_file`` streams the file to a temporary name beside the target,
@@ -531,10 +531,11 @@ def download_weights(spec: WeightsSpec, url: str | None = None, *, cache_dir=Non
     except RuntimeError as exc:
         if "hash" not in str(exc):
             raise failed(exc) from None
-        actual = re.search(r'got "([0-9a-f]+)"', str(exc))
-        raise RuntimeError(f"checksum mismatch for the download from {url}: SHA-256 "
-                           f"{actual.group(1) if actual else '(see below)'}, expected {expected}; the file "
-                           "was discarded (a corrupted download or a different file at that address)") from exc
+        found = re.search(r'got "([0-9a-f]+)"', str(exc))  # torch.hub: 'invalid hash value (... got "...")'
+        actual = found.group(1) if found else "(see below)"
+        raise RuntimeError(f"checksum mismatch for the download from {url}: SHA-256 {actual}, expected "
+                           f"{expected}; the file was discarded (a corrupted download or a different file at "
+                           "that address)") from exc
     except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError, HTTPError, timeouts
         raise failed(getattr(exc, "reason", exc)) from None
     return target
