@@ -955,3 +955,27 @@ def test_a_download_is_hashed_once_more_then_recorded(isolated, monkeypatch, wei
 def test_public_names():
     assert otmetrics.FIDInceptionV3 is FIDInceptionV3
     assert "FIDInceptionV3" in otmetrics.__all__ and "image_features" in otmetrics.__all__
+
+
+# The names of otmetrics 0.1's otmetrics.inception module.
+OLD_NAMES = ["FIDInceptionV3", "FEATURE_DIMS", "FID_WEIGHTS_URL", "FID_WEIGHTS_FILENAME", "FID_WEIGHTS_SHA256",
+             "WEIGHTS_ENV", "CACHE_ENV", "URL_ENV", "inception_cache_dir", "resolve_inception_weights",
+             "download_inception_weights", "load_inception_state_dict", "check_inception_layout",
+             "resize_bilinear_tf1", "sha256_file", "WeightsNotFoundError"]
+
+
+def test_the_old_paths_keep_working():
+    from otmetrics.generative.features import inception, preprocess
+
+    assert set(OLD_NAMES) <= set(inception.__all__)
+    for name in OLD_NAMES:  # still importable from where 0.2 development had them
+        assert getattr(inception, name) is not None
+    import otmetrics.inception as old
+
+    assert set(OLD_NAMES) <= set(old.__all__)
+    with pytest.warns(DeprecationWarning, match="from otmetrics.generative.features.preprocess"):
+        assert old.resize_bilinear_tf1 is preprocess.resize_bilinear_tf1
+    with pytest.warns(DeprecationWarning, match="from otmetrics.generative.features.weights"):
+        assert old.WeightsNotFoundError is WeightsNotFoundError
+    with pytest.warns(DeprecationWarning, match="from otmetrics.generative.features.inception$"):
+        assert old._ConvBN is inception._ConvBN  # a network pickled whole under 0.1 still loads

@@ -72,7 +72,7 @@ def test_cached_paths_without_the_override(spec, env, monkeypatch):
     monkeypatch.delenv("OTMETRICS_CACHE_DIR")
     hub = env / "torch_home" / "hub" / "checkpoints"
     assert weights_cache_dir() == hub
-    legacy = env / "xdg" / "otmetrics"  # where otmetrics 0.2 downloaded
+    legacy = env / "xdg" / "otmetrics"  # where otmetrics 0.1 downloaded
     assert cached_paths(spec) == [hub / spec.filename, hub / "other-name.bin", legacy / spec.filename]
     alias = hub / "other-name.bin"
     alias.parent.mkdir(parents=True)

@@ -480,7 +480,6 @@ def _canonical(value: torch.Tensor, layout) -> torch.Tensor:
     return value if value.stride() == strides else value.clone(memory_format=layout)
 
 
-
 def _spatial_mean(x):
     # the global average pool as pytorch-fid and torch-fidelity compute it (same rounding)
     return F.adaptive_avg_pool2d(x, 1).flatten(1)
@@ -488,6 +487,8 @@ def _spatial_mean(x):
 
 def _describe_weights(weights) -> str:
     return repr(weights) if isinstance(weights, (str, os.PathLike)) else type(weights).__name__
+
+
 # ----------------------------------------------------------------------------------------------
 # The FID weight file's layout
 # ----------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ under another name. :data:`FID_WEIGHTS` describes that file for the generic look
 1. the ``weights=`` argument (a path);
 2. the environment variable ``OTMETRICS_INCEPTION_WEIGHTS`` (a path);
 3. the caches: ``$OTMETRICS_CACHE_DIR`` when set, torch hub's ``checkpoints`` folder (where
-   pytorch-fid and torch-fidelity put the file), and otmetrics 0.2's ``~/.cache/otmetrics``;
+   pytorch-fid and torch-fidelity put the file), and otmetrics 0.1's ``~/.cache/otmetrics``;
    a cached copy is verified by its full SHA-256, once per file (then recorded beside it);
 4. a download through ``torch.hub`` from pytorch-fid's release (``$OTMETRICS_INCEPTION_URL``
    replaces the address, e.g. with a mirror), verified by SHA-256 before it enters the cache.

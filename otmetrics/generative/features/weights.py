@@ -9,7 +9,7 @@ DINOv2 and CLIP extractors after it) describes that file with a :class:`WeightsS
 2. the spec's environment variable (e.g. ``OTMETRICS_INCEPTION_WEIGHTS``), a path, used as is;
 3. the caches (:func:`cached_paths`): the otmetrics cache (:func:`weights_cache_dir`), torch
    hub's ``checkpoints`` folder under the spec's file name and its aliases (where pytorch-fid and
-   torch-fidelity put the same bytes), and the folder of otmetrics 0.2 and earlier. A cached copy
+   torch-fidelity put the same bytes), and the folder of otmetrics 0.1. A cached copy
    is used only if its full SHA-256 is the spec's; one that fails is skipped with a warning when
    a later one passes, and when copies exist but none passes the error names each with its digest;
 4. a download from the spec's address into the otmetrics cache, checked against the full SHA-256
@@ -190,7 +190,7 @@ def _hub_checkpoints() -> Path:
 
 
 def _legacy_cache_dir() -> Path:
-    # Where otmetrics 0.2 and earlier downloaded weights: searched, never written.
+    # Where otmetrics 0.1 downloaded weights: searched, never written.
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")).expanduser() / "otmetrics"
@@ -200,9 +200,9 @@ def cached_paths(spec: WeightsSpec) -> list[Path]:
     """The places :func:`resolve_weights` looks for a cached copy of ``spec``'s file, in order.
 
     :func:`weights_cache_dir`; torch hub's ``checkpoints`` folder, under the file's name and then
-    its aliases; the folder of otmetrics 0.2 and earlier (``$XDG_CACHE_HOME/otmetrics``, by
-    default ``~/.cache/otmetrics``), so that an earlier download is not repeated. Duplicates are
-    listed once; the paths need not exist.
+    its aliases; the folder otmetrics 0.1 downloaded into (``$OTMETRICS_CACHE_DIR`` when set, as
+    now, else ``$XDG_CACHE_HOME/otmetrics``, by default ``~/.cache/otmetrics``), so that an
+    earlier download is not repeated. Duplicates are listed once; the paths need not exist.
 
     Parameters
     ----------
