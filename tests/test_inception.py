@@ -958,7 +958,8 @@ def test_public_names():
 
 
 # The names of otmetrics 0.1's otmetrics.inception module.
-OLD_NAMES = ["FIDInceptionV3", "FEATURE_DIMS", "FID_WEIGHTS_URL", "FID_WEIGHTS_FILENAME", "FID_WEIGHTS_SHA256",
+OLD_NAMES = ["FIDInceptionV3", "FEATURE_DIMS", "FID_WEIGHTS_URL", "FID_WEIGHTS_FILENAME",
+             "FID_WEIGHTS_SHA256",
              "WEIGHTS_ENV", "CACHE_ENV", "URL_ENV", "inception_cache_dir", "resolve_inception_weights",
              "download_inception_weights", "load_inception_state_dict", "check_inception_layout",
              "resize_bilinear_tf1", "sha256_file", "WeightsNotFoundError"]
