@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import machine, table, timeit  # noqa: E402
 
 from otmetrics import FIDInceptionV3, image_features  # noqa: E402
-from otmetrics.generative.features.inception import resize_bilinear_tf1  # noqa: E402
+from otmetrics.generative.features.preprocess import resize_bilinear_tf1  # noqa: E402
 
 
 def load_torch_fidelity(src: str):

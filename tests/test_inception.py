@@ -1,5 +1,6 @@
-"""FIDInceptionV3: layout of the FID weight file, FID-specific pooling, preprocessing, weight loading,
-and the checksum-verified download (against a server on 127.0.0.1).
+"""FIDInceptionV3: layout of the FID weight file, FID-specific pooling, preprocessing, the full-float32
+policy, weight loading, the caches (hashed once per file) and the checksum-verified download through
+torch.hub (against a server on 127.0.0.1).
 
 The real weights cannot be downloaded here: the architecture is tested with generated weights in the
 exact layout, and the download path with files served locally.
@@ -7,12 +8,16 @@ exact layout, and the download path with files served locally.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import http.server
-import contextlib
+import json
 import os
 import re
 import threading
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,12 +28,14 @@ from hypothesis import strategies as st
 
 import otmetrics
 from otmetrics import OTMetricsWarning
-from otmetrics.generative.features import inception
-from otmetrics.generative.features.inception import (FEATURE_DIMS, FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL,
-                                 FIDInceptionV3, WeightsNotFoundError, check_inception_layout,
-                                 download_inception_weights, resize_bilinear_tf1, resolve_inception_weights)
-
-
+from otmetrics.generative.features import inception_weights, precision, weights
+from otmetrics.generative.features.inception import FEATURE_DIMS, FIDInceptionV3, check_inception_layout
+from otmetrics.generative.features.inception_weights import (FID_WEIGHTS, FID_WEIGHTS_FILENAME,
+                                                             FID_WEIGHTS_SHA256, FID_WEIGHTS_URL,
+                                                             download_inception_weights, inception_cache_dir,
+                                                             resolve_inception_weights)
+from otmetrics.generative.features.preprocess import resize_bilinear_tf1
+from otmetrics.generative.features.weights import WeightsNotFoundError
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,7 +296,7 @@ new_precision_api = pytest.mark.skipif(not hasattr(torch.backends.cudnn, "conv")
 @pytest.fixture
 def precision_settings():
     """Restore torch's process-wide precision settings whatever a test does to them."""
-    settings = inception._precision_settings("cpu") + inception._precision_settings("cuda")
+    settings = precision.precision_settings("cpu") + precision.precision_settings("cuda")
     saved = [(setting, setting.read()) for setting in settings]
     yield
     for setting, value in saved:
@@ -340,11 +347,11 @@ def test_forward_runs_in_full_float32_and_restores_the_settings(net, precision_s
 def test_cuda_settings_are_switched_and_restored_without_a_gpu(precision_settings):
     torch.set_float32_matmul_precision("high")  # TF32 cuBLAS matmuls; cuDNN convolutions: TF32 by default
     assert _current("cudnn.conv", "cuda.matmul") == ("tf32", "tf32")
-    with inception._full_float32("cuda"):
+    with precision.full_float32("cuda"):
         assert _current("cudnn.conv", "cuda.matmul") == ("ieee", "ieee")
     assert _current("cudnn.conv", "cuda.matmul") == ("tf32", "tf32")
     assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.allow_tf32 is True
-    with inception._full_float32("cuda", enabled=False):
+    with precision.full_float32("cuda", enabled=False):
         assert _current("cudnn.conv", "cuda.matmul") == ("tf32", "tf32")
 
 
@@ -368,7 +375,7 @@ def test_cuda_forward_ignores_tf32_settings_and_restores_them(state_dict, precis
     assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.allow_tf32 is True
 
 
-class _FakeSetting(inception._PrecisionSetting):
+class _FakeSetting(precision.PrecisionSetting):
     def __init__(self, name, value, log):
         self.value = value
         super().__init__(name, lambda: self.value, self._write, ("exact",), "exact")
@@ -384,11 +391,11 @@ def test_overlapping_forward_passes_restore_the_settings_once(monkeypatch):
     # under the second, and the last one must restore it (a plain save/restore does neither).
     log = []
     fake = {"cuda": [_FakeSetting("fake.tf32", "tf32", log), _FakeSetting("fake.exact", "exact", log)]}
-    monkeypatch.setattr(inception, "_precision_settings", lambda device_type: fake[device_type])
+    monkeypatch.setattr(precision, "precision_settings", lambda device_type: fake[device_type])
     tf32, exact = fake["cuda"]
     with contextlib.ExitStack() as first, contextlib.ExitStack() as second:
-        first.enter_context(inception._full_float32("cuda"))
-        second.enter_context(inception._full_float32("cuda"))
+        first.enter_context(precision.full_float32("cuda"))
+        second.enter_context(precision.full_float32("cuda"))
         first.close()
         assert tf32.value == "exact"  # the second pass still runs
     assert tf32.value == "tf32" and exact.value == "exact"
@@ -411,15 +418,15 @@ def test_concurrent_forward_passes_in_threads(net, precision_settings):
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    before = [setting.read() for setting in inception._precision_settings("cpu")]
+    before = [setting.read() for setting in precision.precision_settings("cpu")]
     threads = [threading.Thread(target=work) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert not errors and len(results) == 6 and all(torch.equal(r, expected) for r in results)
-    assert [setting.read() for setting in inception._precision_settings("cpu")] == before == ["none", "bf16"]
-    assert all(state[0] == 0 for state in inception._PRECISION_STATE.values())
+    assert [setting.read() for setting in precision.precision_settings("cpu")] == before == ["none", "bf16"]
+    assert all(state[0] == 0 for state in precision._PRECISION_STATE.values())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -601,6 +608,7 @@ def isolated(tmp_path, monkeypatch):
     """No user cache, no torch hub cache, no environment overrides."""
     monkeypatch.setenv("OTMETRICS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("OTMETRICS_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.delenv("OTMETRICS_INCEPTION_URL", raising=False)
     monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
@@ -628,12 +636,33 @@ def test_nothing_available_says_how_to_get_the_file(isolated):
     assert "\n" not in message
 
 
-def test_cache_dir_locations(monkeypatch, tmp_path):
-    monkeypatch.delenv("OTMETRICS_CACHE_DIR", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert inception.inception_cache_dir() == tmp_path / "otmetrics"
-    monkeypatch.setenv("OTMETRICS_CACHE_DIR", str(tmp_path / "mine"))
-    assert inception.inception_cache_dir() == tmp_path / "mine"
+def accept(monkeypatch, digest):
+    """Make the lookup accept files with ``digest`` as the FID weights (the real file is not here)."""
+    monkeypatch.setattr(inception_weights, "FID_WEIGHTS", dataclasses.replace(FID_WEIGHTS, sha256=digest))
+
+
+def test_cache_dir_is_torch_hubs_unless_overridden(isolated, monkeypatch):
+    monkeypatch.delenv("OTMETRICS_CACHE_DIR")
+    assert inception_cache_dir() == isolated / "torch_home" / "hub" / "checkpoints"
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    torch.hub.set_dir(str(isolated / "elsewhere"))  # torch.hub.set_dir is honoured (undone by the fixture)
+    assert inception_cache_dir() == isolated / "elsewhere" / "checkpoints"
+    monkeypatch.setenv("OTMETRICS_CACHE_DIR", str(isolated / "mine"))
+    assert inception_cache_dir() == isolated / "mine"
+    # looked for: the override first, then torch hub's folder (and torch-fidelity's name there)
+    hub = isolated / "elsewhere" / "checkpoints"
+    assert weights.cached_paths(FID_WEIGHTS)[:3] == [
+        isolated / "mine" / FID_WEIGHTS_FILENAME, hub / FID_WEIGHTS_FILENAME,
+        hub / "weights-inception-2015-12-05-6726825d.pth"]
+
+
+def test_the_folder_of_otmetrics_0_2_is_still_searched(isolated, monkeypatch, weights_file):
+    monkeypatch.delenv("OTMETRICS_CACHE_DIR")
+    accept(monkeypatch, hashlib.sha256(weights_file.read_bytes()).hexdigest())
+    old = isolated / "xdg" / "otmetrics" / FID_WEIGHTS_FILENAME
+    old.parent.mkdir(parents=True)
+    old.write_bytes(weights_file.read_bytes())
+    assert resolve_inception_weights(download=False) == old
 
 
 def test_cached_files_are_checked_by_sha256(isolated, monkeypatch, weights_file):
@@ -646,7 +675,7 @@ def test_cached_files_are_checked_by_sha256(isolated, monkeypatch, weights_file)
     named = re.escape(f"'{copy}' has SHA-256 {digest}")
     with pytest.raises(RuntimeError, match=f"passes the SHA-256 check.*{named}.*delete"):
         resolve_inception_weights(download=False)
-    monkeypatch.setattr(inception, "FID_WEIGHTS_SHA256", digest)
+    accept(monkeypatch, digest)
     assert resolve_inception_weights(download=False) == copy
     # our own cache comes first
     ours = isolated / "cache" / FID_WEIGHTS_FILENAME
@@ -657,7 +686,7 @@ def test_cached_files_are_checked_by_sha256(isolated, monkeypatch, weights_file)
 
 def test_a_bad_cached_copy_is_skipped_for_a_good_one(isolated, monkeypatch, weights_file):
     digest = hashlib.sha256(weights_file.read_bytes()).hexdigest()
-    monkeypatch.setattr(inception, "FID_WEIGHTS_SHA256", digest)
+    accept(monkeypatch, digest)
     ours = isolated / "cache" / FID_WEIGHTS_FILENAME  # looked at first, corrupted
     ours.parent.mkdir(parents=True)
     ours.write_bytes(b"truncated")
@@ -755,17 +784,37 @@ def test_download_errors_say_how_to_get_the_file(tmp_path):
         port = server.httpd.server_address[1]
     with pytest.raises(RuntimeError, match="could not download"):  # nothing listens any more
         download_inception_weights(f"http://127.0.0.1:{port}/x-12345678.pth", cache_dir=tmp_path,
-                                   progress=False, timeout=5)
+                                   progress=False)
+    with pytest.raises(RuntimeError, match="could not download"):  # torch.hub would leave a .partial file
+        download_inception_weights("no-scheme/x-12345678.pth", cache_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="sha256: required"):
         download_inception_weights("http://127.0.0.1:1/no-prefix.pth", cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_default_address_expects_the_published_digest():
+def test_timeout_is_deprecated_and_ignored(tmp_path):
+    good = os.urandom(1000)
+    with _Server({"w.pth": good}) as server, pytest.deprecated_call(match="timeout"):
+        path = download_inception_weights(server.url("w.pth"), cache_dir=tmp_path, sha256=_digest(good),
+                                          filename="w.pth", progress=False, timeout=5)
+    assert path.read_bytes() == good
+
+
+def test_default_address_expects_the_published_digest(isolated, monkeypatch):
     assert FID_WEIGHTS_URL.endswith(FID_WEIGHTS_FILENAME)
     assert FID_WEIGHTS_SHA256.startswith(FID_WEIGHTS_FILENAME.rsplit("-", 1)[1].split(".")[0])
     assert len(FID_WEIGHTS_SHA256) == 64
-    assert inception._expected_digest(FID_WEIGHTS_URL, None) == FID_WEIGHTS_SHA256
+    calls = []
+
+    def fake_download(*args, **kwargs):
+        calls.append((args, kwargs))
+        Path(args[1]).write_bytes(b"")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    download_inception_weights(progress=False)
+    # torch.hub checks a prefix of the digest: it is given all of it
+    assert calls == [((FID_WEIGHTS_URL, str(isolated / "cache" / FID_WEIGHTS_FILENAME)),
+                      {"hash_prefix": FID_WEIGHTS_SHA256, "progress": False})]
 
 
 def test_constructor_downloads_into_the_cache_then_reuses_it(isolated, monkeypatch, net, weights_file):
@@ -777,7 +826,7 @@ def test_constructor_downloads_into_the_cache_then_reuses_it(isolated, monkeypat
             FIDInceptionV3(progress=False)
         assert not (isolated / "cache" / FID_WEIGHTS_FILENAME).exists()
         # with the digest of the served file, the download is accepted and loaded
-        monkeypatch.setattr(inception, "FID_WEIGHTS_SHA256", _digest(data))
+        accept(monkeypatch, _digest(data))
         downloaded = FIDInceptionV3(progress=False, resize=None)
     cached = isolated / "cache" / FID_WEIGHTS_FILENAME
     assert cached.read_bytes() == data
@@ -788,6 +837,146 @@ def test_constructor_downloads_into_the_cache_then_reuses_it(isolated, monkeypat
         assert torch.equal(downloaded(x), net(x)) and torch.equal(again(x), net(x))
 
 
+def test_downloads_go_through_torch_hub_into_its_cache(isolated, monkeypatch, weights_file):
+    # no OTMETRICS_CACHE_DIR: the file lands in torch hub's checkpoints folder, where pytorch-fid's
+    # torch.hub.load_state_dict_from_url would find it too
+    monkeypatch.delenv("OTMETRICS_CACHE_DIR")
+    data = weights_file.read_bytes()
+    accept(monkeypatch, _digest(data))
+    calls = []
+    real = torch.hub.download_url_to_file
+
+    def spy(url, dst, hash_prefix=None, progress=True):
+        calls.append(hash_prefix)
+        leftovers.extend(Path(dst).parent.glob("*.partial"))
+        return real(url, dst, hash_prefix=hash_prefix, progress=progress)
+
+    leftovers = []
+    monkeypatch.setattr(torch.hub, "download_url_to_file", spy)
+    with _Server({FID_WEIGHTS_FILENAME: data}) as server:
+        monkeypatch.setenv("OTMETRICS_INCEPTION_URL", server.url(FID_WEIGHTS_FILENAME))
+        path = resolve_inception_weights(progress=False)
+    hub = isolated / "torch_home" / "hub" / "checkpoints"
+    assert path == hub / FID_WEIGHTS_FILENAME and path.read_bytes() == data
+    assert calls == [_digest(data)] and not leftovers
+    assert sorted(p.name for p in hub.iterdir()) == [FID_WEIGHTS_FILENAME]
+
+
+def settle(path, seconds=3600):
+    """Date the file's modification back: a file modified in the last 2 s gets no digest record."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - seconds * 10**9))
+
+
+def _count_hashing(monkeypatch):
+    counted = []
+    real = weights.sha256_file
+    monkeypatch.setattr(weights, "sha256_file", lambda path, *a: counted.append(Path(path)) or real(path, *a))
+    return counted
+
+
+def test_a_cached_copy_is_hashed_once(isolated, monkeypatch, weights_file):
+    data = weights_file.read_bytes()
+    accept(monkeypatch, _digest(data))
+    cached = isolated / "cache" / FID_WEIGHTS_FILENAME
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(data)
+    hashed = _count_hashing(monkeypatch)
+    # just written: checked, but not recorded (a change in the same clock tick would go unseen)
+    assert resolve_inception_weights(download=False) == cached
+    assert not Path(str(cached) + ".sha256").exists()
+    settle(cached)
+    hashed.clear()
+    assert resolve_inception_weights(download=False) == cached
+    assert hashed == [cached]
+    stat = cached.stat()
+    record = json.loads(Path(str(cached) + ".sha256").read_text())
+    assert record["sha256"] == _digest(data)
+    assert (record["size"], record["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
+    FIDInceptionV3(download=False, resize=None)  # the memo of this process serves
+    weights._DIGESTS.clear()  # as in a new process: the record serves
+    FIDInceptionV3(download=False, resize=None)
+    assert hashed == [cached]
+
+
+def test_the_record_is_invalidated_when_the_file_changes(isolated, monkeypatch, weights_file):
+    data = weights_file.read_bytes()
+    accept(monkeypatch, _digest(data))
+    cached = isolated / "cache" / FID_WEIGHTS_FILENAME
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(data)
+    settle(cached)
+    resolve_inception_weights(download=False)
+    hashed = _count_hashing(monkeypatch)
+    corrupted = bytearray(data)
+    corrupted[1000] ^= 0xFF
+    # the same size, rewritten in place: a new modification time
+    cached.write_bytes(bytes(corrupted))
+    with pytest.raises(RuntimeError, match="passes the SHA-256 check"):
+        resolve_inception_weights(download=False)
+    assert hashed == [cached]
+    # the good bytes again, then a different file of the same size moved into place with the
+    # recorded modification time: the inode tells them apart
+    cached.write_bytes(data)
+    settle(cached)
+    resolve_inception_weights(download=False)
+    stat = cached.stat()
+    replacement = cached.with_name("replacement")
+    replacement.write_bytes(bytes(corrupted))
+    os.utime(replacement, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(replacement, cached)
+    weights._DIGESTS.clear()
+    with pytest.raises(RuntimeError, match="passes the SHA-256 check"):
+        resolve_inception_weights(download=False)
+    # a record that is not ours, or damaged, is ignored and rewritten after a successful check
+    cached.write_bytes(data)
+    settle(cached)
+    Path(str(cached) + ".sha256").write_text("{not json")
+    weights._DIGESTS.clear()
+    hashed.clear()
+    assert resolve_inception_weights(download=False) == cached and hashed == [cached]
+    assert json.loads(Path(str(cached) + ".sha256").read_text())["sha256"] == _digest(data)
+
+
+def test_a_download_is_hashed_once_more_then_recorded(isolated, monkeypatch, weights_file):
+    data = weights_file.read_bytes()
+    accept(monkeypatch, _digest(data))
+    with _Server({FID_WEIGHTS_FILENAME: data}) as server:
+        monkeypatch.setenv("OTMETRICS_INCEPTION_URL", server.url(FID_WEIGHTS_FILENAME))
+        downloaded = resolve_inception_weights(progress=False)  # checked by torch.hub on the way
+    hashed = _count_hashing(monkeypatch)
+    settle(downloaded)  # as at a later run
+    for _ in range(2):
+        weights._DIGESTS.clear()  # a new process each time
+        assert resolve_inception_weights(download=False) == downloaded
+    assert hashed == [downloaded]
+
+
 def test_public_names():
     assert otmetrics.FIDInceptionV3 is FIDInceptionV3
     assert "FIDInceptionV3" in otmetrics.__all__ and "image_features" in otmetrics.__all__
+
+
+# The names of otmetrics 0.1's otmetrics.inception module.
+OLD_NAMES = ["FIDInceptionV3", "FEATURE_DIMS", "FID_WEIGHTS_URL", "FID_WEIGHTS_FILENAME",
+             "FID_WEIGHTS_SHA256",
+             "WEIGHTS_ENV", "CACHE_ENV", "URL_ENV", "inception_cache_dir", "resolve_inception_weights",
+             "download_inception_weights", "load_inception_state_dict", "check_inception_layout",
+             "resize_bilinear_tf1", "sha256_file", "WeightsNotFoundError"]
+
+
+def test_the_old_paths_keep_working():
+    from otmetrics.generative.features import inception, preprocess
+
+    assert set(OLD_NAMES) <= set(inception.__all__)
+    for name in OLD_NAMES:  # still importable from where 0.2 development had them
+        assert getattr(inception, name) is not None
+    import otmetrics.inception as old
+
+    assert set(OLD_NAMES) <= set(old.__all__)
+    with pytest.warns(DeprecationWarning, match="from otmetrics.generative.features.preprocess"):
+        assert old.resize_bilinear_tf1 is preprocess.resize_bilinear_tf1
+    with pytest.warns(DeprecationWarning, match="from otmetrics.generative.features.weights"):
+        assert old.WeightsNotFoundError is WeightsNotFoundError
+    with pytest.warns(DeprecationWarning, match="from otmetrics.generative.features.inception$"):
+        assert old._ConvBN is inception._ConvBN  # a network pickled whole under 0.1 still loads

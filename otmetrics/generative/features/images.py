@@ -323,7 +323,7 @@ def iter_image_features(source, model=None, *, batch_size: int = 50, device=None
     _check_int(batch_size, "batch_size", 1)
     _check_int(num_workers, "num_workers", 0)
     device = resolve_device(device)
-    from .inception import FIDInceptionV3, _validate_output
+    from .inception import FIDInceptionV3
 
     if model is None:
         model = FIDInceptionV3(weights, output="pool3" if output is None else output, progress=progress)
@@ -339,10 +339,11 @@ def iter_image_features(source, model=None, *, batch_size: int = 50, device=None
     if isinstance(model, torch.nn.Module):
         model = model.to(device).eval()
     transform = preprocess if preprocess is not None else _default_preprocess(model)
-    call = model if output is None else functools.partial(model, output=_validate_output(output))
+    if output is not None:
+        model = functools.partial(model, output=FIDInceptionV3.validate_output(output))
     if desc is None:
         desc = str(source) if isinstance(source, (str, os.PathLike)) else "images"
-    return _generate_features(files, call, transform, batch_size, device, num_workers, progress, desc)
+    return _generate_features(files, model, transform, batch_size, device, num_workers, progress, desc)
 
 
 def _generate_features(files, model, transform, batch_size, device, num_workers, progress, label):
