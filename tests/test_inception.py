@@ -792,12 +792,48 @@ def test_download_errors_say_how_to_get_the_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_timeout_is_deprecated_and_ignored(tmp_path):
+def test_a_stalled_server_fails_after_the_timeout_and_the_socket_default_is_restored(tmp_path):
+    import socket
+    import time
+
+    release = threading.Event()
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
+            release.wait(10)  # then stall: the client must give up by itself
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    before = socket.getdefaulttimeout()
+    try:
+        start = time.perf_counter()
+        with pytest.raises(RuntimeError, match="could not download.*timed out"):
+            download_inception_weights(f"http://127.0.0.1:{httpd.server_address[1]}/w-12345678.pth",
+                                       cache_dir=tmp_path, progress=False, timeout=0.5)
+        assert time.perf_counter() - start < 5
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    assert socket.getdefaulttimeout() == before
+    assert list(tmp_path.iterdir()) == []  # nothing partial left behind
     good = os.urandom(1000)
-    with _Server({"w.pth": good}) as server, pytest.deprecated_call(match="timeout"):
+    with _Server({"w.pth": good}) as server:
         path = download_inception_weights(server.url("w.pth"), cache_dir=tmp_path, sha256=_digest(good),
                                           filename="w.pth", progress=False, timeout=5)
     assert path.read_bytes() == good
+    with pytest.raises(ValueError, match="^timeout: must be finite and > 0"):
+        download_inception_weights("http://127.0.0.1:1/w-12345678.pth", cache_dir=tmp_path, timeout=0)
 
 
 def test_default_address_expects_the_published_digest(isolated, monkeypatch):

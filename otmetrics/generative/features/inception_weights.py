@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..._core.deprecation import warn_deprecated
 from .weights import WeightsSpec, download_weights, resolve_weights, weights_cache_dir
 
 __all__ = [
@@ -136,7 +135,7 @@ def resolve_inception_weights(weights=None, *, download: bool = True, progress: 
 
 def download_inception_weights(url: str | None = None, *, cache_dir=None, sha256: str | None = None,
                                filename: str = FID_WEIGHTS_FILENAME, progress: bool = True,
-                               timeout: float | None = None) -> Path:
+                               timeout: float | None = 60.0) -> Path:
     """Download the FID weights with ``torch.hub``, verify their SHA-256, and return the path.
 
     :func:`~otmetrics.generative.features.weights.download_weights` for :data:`FID_WEIGHTS`: the
@@ -158,9 +157,9 @@ def download_inception_weights(url: str | None = None, *, cache_dir=None, sha256
         The name of the file in the cache.
     progress : bool, default True
         A progress bar on stderr.
-    timeout : None
-        Deprecated and ignored, with a ``DeprecationWarning`` when given: ``torch.hub`` downloads
-        have no timeout.
+    timeout : float or None, default 60
+        Seconds a blocking network operation may wait before the download fails (``None``: no
+        limit); see :func:`~otmetrics.generative.features.weights.download_weights`.
 
     Returns
     -------
@@ -200,8 +199,5 @@ def download_inception_weights(url: str | None = None, *, cache_dir=None, sha256
     ['weights.pth']
     >>> folder.cleanup()
     """
-    if timeout is not None:
-        warn_deprecated("download_inception_weights(timeout=...) is ignored: downloads go through "
-                        "torch.hub.download_url_to_file, which has no timeout")
     return download_weights(FID_WEIGHTS, url, cache_dir=cache_dir, filename=filename, sha256=sha256,
-                            progress=progress)
+                            progress=progress, timeout=timeout)

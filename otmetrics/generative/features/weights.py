@@ -29,7 +29,10 @@ What comes from torch and what is ours:
   matches, the temporary file deleted on any failure, and its progress bar. Ours around it: the
   address is parsed first, because torch creates its temporary file before it parses the address
   and leaves it behind when that fails; errors are re-raised with a message that names the file
-  and says how to get it by hand. torch's download has no timeout.
+  and says how to get it by hand. torch's download takes no timeout argument: ours
+  (``timeout=``, 60 s by default) is the socket default timeout, set for the duration of the download
+  (it is process-wide, so sockets other threads open meanwhile get it too) and restored afterwards,
+  so that a stalled server raises an error instead of hanging forever.
 - Checking files already in the cache is ours: ``torch.hub.load_state_dict_from_url`` trusts a
   cached file without hashing it. So that the check costs its 95 MB read once per file, not at
   each construction, a file that passes is recorded in a sidecar ``<file>.sha256`` (its digest,
@@ -46,11 +49,14 @@ What comes from torch and what is ours:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
 import os
 import re
+import socket
+import threading
 import time
 import urllib.request
 import warnings
@@ -59,6 +65,7 @@ from pathlib import Path
 
 import torch
 
+from ..._core.validation import validate_positive
 from ..._core.warnings import OTMetricsWarning
 
 __all__ = [
@@ -458,8 +465,24 @@ def _expected_sha256(spec: WeightsSpec, url: str, sha256: str | None) -> str:
     return match.group(1)
 
 
+_TIMEOUT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float | None):
+    """The socket default timeout set to ``seconds`` for the body, then restored (one body at a time)."""
+    with _TIMEOUT_LOCK:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(seconds)
+        try:
+            yield
+        finally:
+            socket.setdefaulttimeout(previous)
+
+
 def download_weights(spec: WeightsSpec, url: str | None = None, *, cache_dir=None,
-                     filename: str | None = None, sha256: str | None = None, progress: bool = True) -> Path:
+                     filename: str | None = None, sha256: str | None = None, progress: bool = True,
+                     timeout: float | None = 60.0) -> Path:
     """Download ``spec``'s weight file with ``torch.hub``, verify its SHA-256, return its path.
 
     ``torch.hub.download_url_to_file`` streams the file to a temporary name beside the target,
@@ -525,9 +548,12 @@ def download_weights(spec: WeightsSpec, url: str | None = None, *, cache_dir=Non
         urllib.request.Request(url)
     except ValueError as exc:
         raise failed(exc) from None
+    if timeout is not None:
+        validate_positive(timeout, "timeout")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, os.fspath(target), hash_prefix=expected, progress=progress)
+        with _socket_timeout(timeout):
+            torch.hub.download_url_to_file(url, os.fspath(target), hash_prefix=expected, progress=progress)
     except RuntimeError as exc:
         if "hash" not in str(exc):
             raise failed(exc) from None
