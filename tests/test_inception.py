@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import otmetrics
 from otmetrics import OTMetricsWarning
-from otmetrics.generative.features import inception_weights, precision, weights
+from otmetrics.generative.features import digests, inception_weights, precision, weights
 from otmetrics.generative.features.inception import FEATURE_DIMS, FIDInceptionV3, check_inception_layout
 from otmetrics.generative.features.inception_weights import (FID_WEIGHTS, FID_WEIGHTS_FILENAME,
                                                              FID_WEIGHTS_SHA256, FID_WEIGHTS_URL,
@@ -906,8 +906,8 @@ def settle(path, seconds=3600):
 
 def _count_hashing(monkeypatch):
     counted = []
-    real = weights.sha256_file
-    monkeypatch.setattr(weights, "sha256_file", lambda path, *a: counted.append(Path(path)) or real(path, *a))
+    real = digests.sha256_file
+    monkeypatch.setattr(digests, "sha256_file", lambda path, *a: counted.append(Path(path)) or real(path, *a))
     return counted
 
 
@@ -930,7 +930,7 @@ def test_a_cached_copy_is_hashed_once(isolated, monkeypatch, weights_file):
     assert record["sha256"] == _digest(data)
     assert (record["size"], record["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
     FIDInceptionV3(download=False, resize=None)  # the memo of this process serves
-    weights._DIGESTS.clear()  # as in a new process: the record serves
+    digests.forget_digests()  # as in a new process: the record serves
     FIDInceptionV3(download=False, resize=None)
     assert hashed == [cached]
 
@@ -961,14 +961,14 @@ def test_the_record_is_invalidated_when_the_file_changes(isolated, monkeypatch, 
     replacement.write_bytes(bytes(corrupted))
     os.utime(replacement, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     os.replace(replacement, cached)
-    weights._DIGESTS.clear()
+    digests.forget_digests()
     with pytest.raises(RuntimeError, match="passes the SHA-256 check"):
         resolve_inception_weights(download=False)
     # a record that is not ours, or damaged, is ignored and rewritten after a successful check
     cached.write_bytes(data)
     settle(cached)
     Path(str(cached) + ".sha256").write_text("{not json")
-    weights._DIGESTS.clear()
+    digests.forget_digests()
     hashed.clear()
     assert resolve_inception_weights(download=False) == cached and hashed == [cached]
     assert json.loads(Path(str(cached) + ".sha256").read_text())["sha256"] == _digest(data)
@@ -983,7 +983,7 @@ def test_a_download_is_hashed_once_more_then_recorded(isolated, monkeypatch, wei
     hashed = _count_hashing(monkeypatch)
     settle(downloaded)  # as at a later run
     for _ in range(2):
-        weights._DIGESTS.clear()  # a new process each time
+        digests.forget_digests()  # a new process each time
         assert resolve_inception_weights(download=False) == downloaded
     assert hashed == [downloaded]
 

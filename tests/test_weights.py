@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from otmetrics import OTMetricsWarning
-from otmetrics.generative.features import weights
+from otmetrics.generative.features import digests, weights
 from otmetrics.generative.features.weights import (WeightsNotFoundError, WeightsSpec, cached_paths,
                                                    download_weights, resolve_weights, sha256_file,
                                                    weights_cache_dir)
@@ -163,7 +163,7 @@ def test_a_record_that_cannot_be_written_is_not_needed(spec, env, monkeypatch):
     blocker = Path(str(cached) + ".sha256")
     blocker.mkdir()  # the record cannot be written (as in a read-only cache, even for root)
     hashed = []
-    monkeypatch.setattr(weights, "sha256_file", lambda path: hashed.append(path) or DIGEST)
+    monkeypatch.setattr(digests, "sha256_file", lambda path: hashed.append(path) or DIGEST)
     for _ in range(2):
         assert resolve_weights(spec, download=False) == cached
     assert len(hashed) == 1 and blocker.is_dir()  # this process remembers the digest

@@ -136,20 +136,7 @@ def kid_values_by_subsets_numpy(xt, yt, ix, iy, spec: KernelSpec):
     rank-k update (BLAS ``syrk``, half the flops of a general product), which torch does not use.
     The same values up to rounding.
 
-    Parameters
-    ----------
-    xt, yt : torch.Tensor, shape (n_x, d) and (n_y, d)
-        The rows, on one device, in any floating dtype (each subset or block is converted to
-        ``float64`` when used).
-    ix, iy : int arrays, shape (subsets, subset_size)
-        The subsets, from :func:`kid_subset_indices`.
-    spec : KernelSpec
-        A polynomial kernel (:func:`~otmetrics.generative.kernels.resolve_kernel`).
-
-    Returns
-    -------
-    torch.Tensor, shape (subsets,)
-        The unbiased MMD² of each subset, ``float64`` on the CPU.
+    Parameters and return value as :func:`kid_values_by_subsets`.
 
     Examples
     --------
@@ -195,20 +182,7 @@ def kid_values_by_gram(xt, yt, ix, iy, spec: KernelSpec):
     once, in ``O(n^2 (d + subsets))`` instead of ``O(subsets s^2 d)``. The same values as
     :func:`kid_values_by_subsets` up to rounding.
 
-    Parameters
-    ----------
-    xt, yt : torch.Tensor, shape (n_x, d) and (n_y, d)
-        The rows, on one device, in any floating dtype (each subset or block is converted to
-        ``float64`` when used).
-    ix, iy : int arrays, shape (subsets, subset_size)
-        The subsets, from :func:`kid_subset_indices`.
-    spec : KernelSpec
-        A polynomial kernel (:func:`~otmetrics.generative.kernels.resolve_kernel`).
-
-    Returns
-    -------
-    torch.Tensor, shape (subsets,)
-        The unbiased MMD² of each subset, ``float64`` on the CPU.
+    Parameters and return value as :func:`kid_values_by_subsets`.
 
     Examples
     --------

@@ -28,6 +28,7 @@ from torch import nn
 from .inception_weights import (FID_WEIGHTS, FID_WEIGHTS_FILENAME, FID_WEIGHTS_SHA256, FID_WEIGHTS_URL,
                                 URL_ENV, WEIGHTS_ENV, download_inception_weights, inception_cache_dir,
                                 resolve_inception_weights)
+from .inception_blocks import ConvBN, MixedA, MixedC, MixedE, ReductionB, ReductionD
 from .precision import full_float32
 from .preprocess import resize_bilinear_tf1, to_float_rgb
 from .state_dicts import check_finite, check_layout, read_state_dict
@@ -66,152 +67,9 @@ _DIM_TO_OUTPUT = {64: "pool1", 192: "pool2", 768: "mixed_6e", 2048: "pool3"}
 _RESIZE_MODES = ("pytorch-fid", "tf1", None)
 _INPUT_SIZE = 299
 
-
-# ----------------------------------------------------------------------------------------------
-# The network. Attribute names are the keys of the weight file; do not rename them.
-# ----------------------------------------------------------------------------------------------
-class _ConvBN(nn.Module):
-    """Convolution without bias, batch norm (eps = 1e-3, TensorFlow's), ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                              bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
-
-    def forward(self, x):
-        return F.relu(self.bn(self.conv(x)))
-
-
-def _avg_pool_3x3(x):
-    # TensorFlow's average pool divides by the number of real (non-padding) pixels.
-    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
-
-
-def _max_pool_3x3(x):
-    return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
-
-
-class _MixedA(nn.Module):
-    """35x35 block (Mixed_5b/c/d): 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | avgpool-1x1."""
-
-    def __init__(self, in_channels: int, pool_features: int):
-        super().__init__()
-        self.branch1x1 = _ConvBN(in_channels, 64, 1)
-        self.branch5x5_1 = _ConvBN(in_channels, 48, 1)
-        self.branch5x5_2 = _ConvBN(48, 64, 5, padding=2)
-        self.branch3x3dbl_1 = _ConvBN(in_channels, 64, 1)
-        self.branch3x3dbl_2 = _ConvBN(64, 96, 3, padding=1)
-        self.branch3x3dbl_3 = _ConvBN(96, 96, 3, padding=1)
-        self.branch_pool = _ConvBN(in_channels, pool_features, 1)
-
-    def forward(self, x):
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch5x5_2(self.branch5x5_1(x)),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            self.branch_pool(_avg_pool_3x3(x)),
-        ], 1)
-
-
-class _ReductionB(nn.Module):
-    """35x35 -> 17x17 (Mixed_6a): stride-2 3x3 | 1x1-3x3-stride-2 3x3 | stride-2 max pool."""
-
-    def __init__(self, in_channels: int):
-        super().__init__()
-        self.branch3x3 = _ConvBN(in_channels, 384, 3, stride=2)
-        self.branch3x3dbl_1 = _ConvBN(in_channels, 64, 1)
-        self.branch3x3dbl_2 = _ConvBN(64, 96, 3, padding=1)
-        self.branch3x3dbl_3 = _ConvBN(96, 96, 3, stride=2)
-
-    def forward(self, x):
-        return torch.cat([
-            self.branch3x3(x),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            F.max_pool2d(x, kernel_size=3, stride=2),
-        ], 1)
-
-
-class _MixedC(nn.Module):
-    """17x17 block (Mixed_6b..e) with factorised 7x7 convolutions and an average-pool branch."""
-
-    def __init__(self, in_channels: int, channels_7x7: int):
-        super().__init__()
-        c = channels_7x7
-        self.branch1x1 = _ConvBN(in_channels, 192, 1)
-        self.branch7x7_1 = _ConvBN(in_channels, c, 1)
-        self.branch7x7_2 = _ConvBN(c, c, (1, 7), padding=(0, 3))
-        self.branch7x7_3 = _ConvBN(c, 192, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_1 = _ConvBN(in_channels, c, 1)
-        self.branch7x7dbl_2 = _ConvBN(c, c, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_3 = _ConvBN(c, c, (1, 7), padding=(0, 3))
-        self.branch7x7dbl_4 = _ConvBN(c, c, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_5 = _ConvBN(c, 192, (1, 7), padding=(0, 3))
-        self.branch_pool = _ConvBN(in_channels, 192, 1)
-
-    def forward(self, x):
-        double = x
-        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3,
-                      self.branch7x7dbl_4, self.branch7x7dbl_5):
-            double = layer(double)
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x))),
-            double,
-            self.branch_pool(_avg_pool_3x3(x)),
-        ], 1)
-
-
-class _ReductionD(nn.Module):
-    """17x17 -> 8x8 (Mixed_7a)."""
-
-    def __init__(self, in_channels: int):
-        super().__init__()
-        self.branch3x3_1 = _ConvBN(in_channels, 192, 1)
-        self.branch3x3_2 = _ConvBN(192, 320, 3, stride=2)
-        self.branch7x7x3_1 = _ConvBN(in_channels, 192, 1)
-        self.branch7x7x3_2 = _ConvBN(192, 192, (1, 7), padding=(0, 3))
-        self.branch7x7x3_3 = _ConvBN(192, 192, (7, 1), padding=(3, 0))
-        self.branch7x7x3_4 = _ConvBN(192, 192, 3, stride=2)
-
-    def forward(self, x):
-        seven = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
-        return torch.cat([
-            self.branch3x3_2(self.branch3x3_1(x)),
-            seven,
-            F.max_pool2d(x, kernel_size=3, stride=2),
-        ], 1)
-
-
-class _MixedE(nn.Module):
-    """8x8 block (Mixed_7b, Mixed_7c) with split 1x3 / 3x1 branches.
-
-    The FID graph pools with an average (padding excluded) in Mixed_7b and with a *max* in
-    Mixed_7c; the textbook network averages in both. ``pool`` selects which.
-    """
-
-    def __init__(self, in_channels: int, pool: str):
-        super().__init__()
-        self.branch1x1 = _ConvBN(in_channels, 320, 1)
-        self.branch3x3_1 = _ConvBN(in_channels, 384, 1)
-        self.branch3x3_2a = _ConvBN(384, 384, (1, 3), padding=(0, 1))
-        self.branch3x3_2b = _ConvBN(384, 384, (3, 1), padding=(1, 0))
-        self.branch3x3dbl_1 = _ConvBN(in_channels, 448, 1)
-        self.branch3x3dbl_2 = _ConvBN(448, 384, 3, padding=1)
-        self.branch3x3dbl_3a = _ConvBN(384, 384, (1, 3), padding=(0, 1))
-        self.branch3x3dbl_3b = _ConvBN(384, 384, (3, 1), padding=(1, 0))
-        self.branch_pool = _ConvBN(in_channels, 192, 1)
-        self._pool = _max_pool_3x3 if pool == "max" else _avg_pool_3x3
-
-    def forward(self, x):
-        single = self.branch3x3_1(x)
-        double = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch3x3_2a(single), self.branch3x3_2b(single),
-            self.branch3x3dbl_3a(double), self.branch3x3dbl_3b(double),
-            self.branch_pool(self._pool(x)),
-        ], 1)
+# The 0.1 names of the blocks, for networks pickled whole under otmetrics.inception.
+_ConvBN, _MixedA, _ReductionB = ConvBN, MixedA, ReductionB
+_MixedC, _ReductionD, _MixedE = MixedC, ReductionD, MixedE
 
 
 class FIDInceptionV3(nn.Module):
@@ -337,22 +195,22 @@ class FIDInceptionV3(nn.Module):
 
     # -- weights -------------------------------------------------------------------------------
     def _build_layers(self):
-        self.Conv2d_1a_3x3 = _ConvBN(3, 32, 3, stride=2)
-        self.Conv2d_2a_3x3 = _ConvBN(32, 32, 3)
-        self.Conv2d_2b_3x3 = _ConvBN(32, 64, 3, padding=1)
-        self.Conv2d_3b_1x1 = _ConvBN(64, 80, 1)
-        self.Conv2d_4a_3x3 = _ConvBN(80, 192, 3)
-        self.Mixed_5b = _MixedA(192, pool_features=32)
-        self.Mixed_5c = _MixedA(256, pool_features=64)
-        self.Mixed_5d = _MixedA(288, pool_features=64)
-        self.Mixed_6a = _ReductionB(288)
-        self.Mixed_6b = _MixedC(768, channels_7x7=128)
-        self.Mixed_6c = _MixedC(768, channels_7x7=160)
-        self.Mixed_6d = _MixedC(768, channels_7x7=160)
-        self.Mixed_6e = _MixedC(768, channels_7x7=192)
-        self.Mixed_7a = _ReductionD(768)
-        self.Mixed_7b = _MixedE(1280, pool="avg")
-        self.Mixed_7c = _MixedE(2048, pool="max")
+        self.Conv2d_1a_3x3 = ConvBN(3, 32, 3, stride=2)
+        self.Conv2d_2a_3x3 = ConvBN(32, 32, 3)
+        self.Conv2d_2b_3x3 = ConvBN(32, 64, 3, padding=1)
+        self.Conv2d_3b_1x1 = ConvBN(64, 80, 1)
+        self.Conv2d_4a_3x3 = ConvBN(80, 192, 3)
+        self.Mixed_5b = MixedA(192, pool_features=32)
+        self.Mixed_5c = MixedA(256, pool_features=64)
+        self.Mixed_5d = MixedA(288, pool_features=64)
+        self.Mixed_6a = ReductionB(288)
+        self.Mixed_6b = MixedC(768, channels_7x7=128)
+        self.Mixed_6c = MixedC(768, channels_7x7=160)
+        self.Mixed_6d = MixedC(768, channels_7x7=160)
+        self.Mixed_6e = MixedC(768, channels_7x7=192)
+        self.Mixed_7a = ReductionD(768)
+        self.Mixed_7b = MixedE(1280, pool="avg")
+        self.Mixed_7c = MixedE(2048, pool="max")
         self.fc = nn.Linear(2048, 1008)
 
     def _init_random(self):

@@ -68,15 +68,9 @@ def inception_cache_dir() -> Path:
 
     Examples
     --------
-    >>> import os
-    >>> from unittest import mock
-    >>> with mock.patch.dict(os.environ, {"OTMETRICS_CACHE_DIR": "/data/cache"}):
-    ...     inception_cache_dir().as_posix()
-    '/data/cache'
-    >>> with mock.patch.dict(os.environ, {"OTMETRICS_CACHE_DIR": "", "TORCH_HOME": "/th"}), \\
-    ...         mock.patch("torch.hub._hub_dir", None):
-    ...     inception_cache_dir().as_posix()
-    '/th/hub/checkpoints'
+    >>> from otmetrics.generative.features.weights import weights_cache_dir
+    >>> inception_cache_dir() == weights_cache_dir()
+    True
     """
     return weights_cache_dir()
 

@@ -34,30 +34,19 @@ What comes from torch and what is ours:
   (it is process-wide, so sockets other threads open meanwhile get it too) and restored afterwards,
   so that a stalled server raises an error instead of hanging forever.
 - Checking files already in the cache is ours: ``torch.hub.load_state_dict_from_url`` trusts a
-  cached file without hashing it. So that the check costs its 95 MB read once per file, not at
-  each construction, a file that passes is recorded in a sidecar ``<file>.sha256`` (its digest,
-  size, ``mtime_ns`` and inode), trusted while the file's size, modification time and inode are
-  unchanged, and remembered in this process as well. A file modified less than 2 s before it is
-  hashed gets no record (a change within the same tick of the file system's clock would keep its
-  modification time), so a fresh download is hashed once more, at its first lookup. Measured for
-  the 95 MB FID file on the 2-core benchmark machine: about 55 ms to hash it, well under 1 ms to
-  check a record. A file rewritten in place with the same size and its old modification time
-  restored on purpose is not detected; whoever can do that can rewrite the record too.
-- :func:`sha256_file` is a plain chunked loop: ``hashlib.file_digest`` is as fast (measured) but
-  needs Python 3.11, and otmetrics supports 3.10.
+  cached file without hashing it. A file that passes is recorded (:mod:`.digests`), so that the check
+  costs its 95 MB read once per file, not at each construction: about 55 ms to hash the FID file on
+  the 2-core benchmark machine, well under 1 ms to check its record.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
-import json
 import os
 import re
 import socket
 import threading
-import time
 import urllib.request
 import warnings
 from dataclasses import dataclass
@@ -67,6 +56,7 @@ import torch
 
 from ..._core.validation import validate_positive
 from ..._core.warnings import OTMetricsWarning
+from .digests import HEX_DIGEST, RECORD_SUFFIX, file_digest, record_digest, sha256_file
 
 __all__ = [
     "CACHE_ENV",
@@ -83,8 +73,6 @@ __all__ = [
 #: The environment variable that replaces torch hub's folder as the otmetrics weight cache.
 CACHE_ENV = "OTMETRICS_CACHE_DIR"
 #: The suffix of the record a verified cached file gets (``<file>.sha256``, a small JSON object).
-RECORD_SUFFIX = ".sha256"
-_HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -139,7 +127,7 @@ class WeightsSpec:
     cli_option: str | None = None
 
     def __post_init__(self):
-        if not isinstance(self.sha256, str) or not _HEX_DIGEST.match(self.sha256):
+        if not isinstance(self.sha256, str) or not HEX_DIGEST.match(self.sha256):
             raise ValueError(f"sha256: expected 64 lower-case hexadecimal digits, got {self.sha256!r}")
         for name in (self.filename, *self.aliases):
             if not name or Path(name).name != name:
@@ -245,120 +233,16 @@ def _how_to_get(spec: WeightsSpec) -> str:
             f"`curl -L --create-dirs -o {target} {spec.url}`, or pass weights=PATH{cli}{env}")
 
 
-# ----------------------------------------------------------------------------------------------
-# Digests, hashed once per file
-# ----------------------------------------------------------------------------------------------
-def sha256_file(path, chunk_size: int = 1 << 20) -> str:
-    """The hexadecimal SHA-256 digest of a file, read in chunks of ``chunk_size`` bytes.
-
-    Always reads the whole file (about 55 ms for 95 MB on the benchmark machine); the lookup of
-    :func:`resolve_weights` hashes each cached file once and records the result.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    chunk_size : int, default 1 MiB
-
-    Returns
-    -------
-    str
-        64 lower-case hexadecimal digits.
-
-    Raises
-    ------
-    OSError
-        The file cannot be read.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> folder = tempfile.TemporaryDirectory()
-    >>> path = Path(folder.name) / "abc.txt"
-    >>> _ = path.write_bytes(b"abc")
-    >>> sha256_file(path)
-    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
-    >>> folder.cleanup()
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-#: How long ago a file must have been modified for its digest to be kept (covers the timestamp
-#: granularity of common file systems, 2 s on FAT).
-_SETTLED_NS = 2_000_000_000
-#: This process's digests: absolute path -> (size, mtime_ns, inode), digest, whether recorded.
-_DIGESTS: dict[str, tuple[tuple[int, int, int], str, bool]] = {}
-
-
-def _identity(path) -> tuple[int, int, int]:
-    stat = os.stat(path)
-    return stat.st_size, stat.st_mtime_ns, stat.st_ino
-
-
-def _record_path(path: Path) -> Path:
-    return path.with_name(path.name + RECORD_SUFFIX)
-
-
-def _read_record(path: Path, identity: tuple[int, int, int]) -> str | None:
-    try:
-        record = json.loads(_record_path(path).read_text(encoding="utf-8"))
-        size, mtime_ns, inode, digest = (record[k] for k in ("size", "mtime_ns", "inode", "sha256"))
-    except (OSError, ValueError, TypeError, KeyError):  # no record, unreadable, not ours
-        return None
-    if (size, mtime_ns, inode) != identity or not isinstance(digest, str) or not _HEX_DIGEST.match(digest):
-        return None
-    return digest
-
-
-def _write_record(path: Path, identity: tuple[int, int, int], digest: str) -> None:
-    record = {"sha256": digest, "size": identity[0], "mtime_ns": identity[1], "inode": identity[2],
-              "file": path.name}
-    try:  # a reader that sees a half-written record rejects it and hashes the file instead
-        _record_path(path).write_text(json.dumps(record) + "\n", encoding="utf-8")
-    except OSError:  # a read-only cache: the in-process memo still serves this process
-        return
-    _DIGESTS[os.path.abspath(path)] = (identity, digest, True)
-
-
-def _digest(path: Path) -> tuple[str, tuple[int, int, int] | None, bool]:
-    """``(digest, identity, recorded)``: from this process's memo, the file's record, or hashing.
-
-    ``identity`` is ``None`` when the digest must not be kept: the file changed while it was
-    hashed, or it was modified too recently for its modification time to tell a later change
-    (a write within the same tick of the file system's clock gets the same ``mtime_ns``; git
-    calls such entries "racily clean"). Such a file is hashed again at the next lookup.
-    """
-    key = os.path.abspath(path)
-    now = time.time_ns()
-    identity = _identity(path)
-    known = _DIGESTS.get(key)
-    if known is not None and known[0] == identity:
-        return known[1], identity, known[2]
-    digest = _read_record(path, identity)
-    if digest is not None:
-        _DIGESTS[key] = (identity, digest, True)
-        return digest, identity, True
-    digest = sha256_file(path)
-    if _identity(path) != identity or identity[1] > now - _SETTLED_NS:
-        return digest, None, False
-    _DIGESTS[key] = (identity, digest, False)
-    return digest, identity, False
-
-
 def _verified_cached_copy(spec: WeightsSpec) -> Path | None:
     """The first cached copy whose SHA-256 is the spec's; ``None`` when there is no copy."""
     rejected = []
     for candidate in cached_paths(spec):
         if not candidate.is_file():
             continue
-        digest, identity, recorded = _digest(candidate)
+        digest, identity, recorded = file_digest(candidate)
         if digest == spec.sha256:
             if not recorded and identity is not None:
-                _write_record(candidate, identity, digest)
+                record_digest(candidate, identity, digest)
             for path, bad in rejected:
                 warnings.warn(f"the cached {spec.name} '{path}' fail the SHA-256 check ({bad}, expected "
                               f"{spec.sha256}); using '{candidate}' instead. Delete the bad copy.",
