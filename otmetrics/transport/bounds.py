@@ -25,14 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._core.arrays import to_numpy
+from .._core.arrays import is_tensor, to_numpy
 from .._core.rounding import add_interval, cast_down, cast_up, div_interval, dot_interval, gamma, mul_down
 from .._core.rounding import mul_interval, mul_up, next_up, sum_interval
+from .costs import PointCloud
 from .feasible import PointCost, feasible_c_transform_dense
 from .plan_rounding import plan_sums_blocks, plan_sums_dense, rounding_upper_bound
 
 __all__ = ["ExactWeights", "exact_weights", "dense_bounds", "point_bounds", "entropic_bounds",
-           "bounds_output", "support_potentials", "feasible_potentials"]
+           "bounds_output", "support_potentials", "feasible_potentials", "sinkhorn_bounds", "problem_cost"]
 
 
 @dataclass(frozen=True)
@@ -334,6 +335,49 @@ def entropic_bounds(w: ExactWeights, cost, f, g, eps: float) -> tuple[float, flo
                    for rows, block in blocks)
     upper = _upper_from_blocks(w.unit(), cost, plan_blocks)  # the plan is in the units of (ra, rho rb)
     return lower, w.scale((upper, upper))[1]
+
+
+def _float64(x, device):
+    torch = _torch()
+    if is_tensor(x):
+        return x.detach().to(device=device, dtype=torch.float64)
+    return torch.as_tensor(np.ascontiguousarray(to_numpy(x, "x")), dtype=torch.float64, device=device)
+
+
+def _pick(x, k: int, core_ndim: int):
+    """Problem ``k`` of a batched array (or the array itself when it has no batch axis)."""
+    return x[k] if x is not None and x.ndim > core_ndim else x
+
+
+def problem_cost(cost, k: int, device):
+    """The cost of problem ``k`` in float64 on ``device``: a dense tensor, or a :class:`PointCost` of the
+    exact points of a :class:`~otmetrics.PointCloud` (whatever ``online`` says: the bounds never store it)."""
+    if isinstance(cost, PointCloud):
+        x, y = _float64(cost.x, device), _float64(cost.y, device)
+        return PointCost(_pick(x, k, 2), _pick(y, k, 2), cost.p, cost.metric)
+    return _pick(_float64(cost, device), k, 2)
+
+
+def sinkhorn_bounds(a, b, cost, f, g, eps: float, *, like=None, batched: bool = False):
+    """``(lower, upper)`` of every problem of a Sinkhorn solve, in the caller's type (see :func:`bounds_output`).
+
+    ``a``, ``b``, ``cost``: the arguments as given to :func:`~otmetrics.sinkhorn` (validated); ``f``, ``g``: the
+    potentials ``(B, n)``, ``(B, m)``.
+    """
+    torch = _torch()
+    batch, n = f.shape
+    m = g.shape[1]
+    a_np = None if a is None else to_numpy(a, "a")
+    b_np = None if b is None else to_numpy(b, "b")
+    lower, upper = [], []
+    with torch.no_grad():
+        for k in range(batch):
+            w = exact_weights(_pick(a_np, k, 1), _pick(b_np, k, 1), n, m)
+            lo, hi = entropic_bounds(w, problem_cost(cost, k, f.device), f[k].to(torch.float64),
+                                     g[k].to(torch.float64), eps)
+            lower.append(lo)
+            upper.append(hi)
+    return bounds_output(lower, upper, like, batched)
 
 
 # ------------------------------------------------------------------------------------------------

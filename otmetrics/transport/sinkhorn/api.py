@@ -27,6 +27,7 @@ from ..._core.arrays import is_tensor
 from ..._core.deprecation import warn_deprecated
 from ..._core.warnings import ConvergenceWarning, NumericalWarning
 from ..costs import PointCloud
+from ..bounds import sinkhorn_bounds
 from ..results import TransportResult, callable_plan
 from .envelope import attach_gradient, dual_value
 from .problem import check_options, diagnostic, initial_potentials, prepare, to_output
@@ -73,6 +74,11 @@ class SinkhornResult(TransportResult):
         each potential).
     eps, tol : float
         The regularisation and the tolerance that were used.
+    lower, upper : float, ndarray ``(B,)`` or tensor
+        Proven bounds on the exact *unregularised* optimal transport value (computed on first access, in
+        float64, never storing more than a block of the cost): ``lower`` from the c-transforms of the
+        potentials, ``upper`` from the plan of the potentials rounded onto the exact marginals. See
+        :class:`~otmetrics.TransportResult`.
     """
 
     objective: Any = None
@@ -249,11 +255,14 @@ A batch of 8 problems between point clouds, in torch, with a differentiable obje
         with torch.no_grad():
             return to_output(op.plan(out.f, out.g, loga, logb, eps), prob)
 
+    def bounds():  # proven bounds on the exact (unregularised) value, computed on first access
+        return sinkhorn_bounds(a, b, cost, out.f, out.g, eps, like=prob.like, batched=prob.batched)
+
     return SinkhornResult(
         cost=to_output(transport.to(out.f.dtype), prob), potentials=(to_output(out.f, prob), to_output(out.g, prob)),
         objective=to_output(objective, prob), converged=diagnostic(out.converged, prob, bool),
         n_iter=diagnostic(out.n_iter, prob, int), marginal_error=diagnostic(out.error, prob, float),
-        eps=eps, tol=tol, _plan_fn=plan,
+        eps=eps, tol=tol, _plan_fn=plan, _bounds=bounds,
     )
 
 
