@@ -140,7 +140,8 @@ def openai_archive(tmp_path_factory):
 
 def reference_from(state: dict) -> ReferenceVisual:
     visual = ReferenceVisual(SMALL)
-    visual.load_state_dict({k[len("visual."):]: v.float() for k, v in state.items() if k.startswith("visual.")})
+    visual.load_state_dict({k[len("visual."):]: v.float() for k, v in state.items()
+                            if k.startswith("visual.")})
     return visual.eval()
 
 
@@ -156,7 +157,8 @@ def test_the_archive_is_read_as_torch_jit_load_reads_it(openai_archive):
     assert list(ours) == list(expected)
     for key, value in expected.items():
         assert ours[key].dtype == value.dtype and torch.equal(ours[key], value), key
-    assert ours["visual.conv1.weight"].dtype == torch.float16 and ours["visual.ln_pre.weight"].dtype == torch.float32
+    assert ours["visual.conv1.weight"].dtype == torch.float16  # OpenAI's dtypes: half weights,
+    assert ours["visual.ln_pre.weight"].dtype == torch.float32  # float layer norms
     with pytest.raises(RuntimeError, match="TorchScript"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch.load refuses it: why we read it ourselves
         torch.load(path, weights_only=True)
@@ -213,9 +215,8 @@ def hf_pair(tmp_path_factory):
     """A Hugging Face CLIPModel snapshot (random weights), and the CLIPVisionModelWithProjection on them."""
     vision = dict(hidden_size=SMALL.width, num_hidden_layers=SMALL.layers, num_attention_heads=SMALL.heads,
                   image_size=SMALL.image_size, patch_size=SMALL.patch_size, intermediate_size=4 * SMALL.width)
-    config = transformers.CLIPConfig(vision_config=vision, projection_dim=SMALL.embed_dim,
-                                     text_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                                      intermediate_size=32))
+    text = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    config = transformers.CLIPConfig(vision_config=vision, projection_dim=SMALL.embed_dim, text_config=text)
     full = transformers.CLIPModel(config).eval()
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -242,7 +243,8 @@ def test_agrees_with_hugging_face(hf_pair):
     reference = ReferenceVisual(SMALL)
     reference.load_state_dict(net.state_dict())
     with torch.no_grad():
-        torch.testing.assert_close(reference.eval()(x), expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+        torch.testing.assert_close(reference.eval()(x), expected, rtol=1e-4,
+                                   atol=1e-4 * float(expected.abs().max()))
 
 
 def test_every_hugging_face_layout_loads(hf_pair, tmp_path):
@@ -272,7 +274,8 @@ def test_wrong_layouts_name_the_first_mismatching_entries(openai_archive, hf_pai
     state = dict(read_state_dict(openai_archive[0]))
     if how == "resnet":
         state = {k: v for k, v in state.items() if not k.startswith("visual.")}
-        state.update({"visual.conv1.weight": torch.zeros(32, 3, 8, 8), "visual.layer1.0.conv1.weight": torch.zeros(1)})
+        state.update({"visual.conv1.weight": torch.zeros(32, 3, 8, 8),
+                      "visual.layer1.0.conv1.weight": torch.zeros(1)})
     elif how == "other size":
         state["visual.positional_embedding"] = torch.zeros(50, 32)
     elif how == "hf deeper":
@@ -285,7 +288,7 @@ def test_wrong_layouts_name_the_first_mismatching_entries(openai_archive, hf_pai
 
 
 def test_bad_constructor_arguments(tmp_path):
-    with pytest.raises(ValueError, match="^arch: must be one of ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336px"):
+    with pytest.raises(ValueError, match="^arch: must be one of ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336"):
         CLIPImageEncoder("RN50")
     with pytest.raises(ValueError, match="^resize: must be 'cmmd', 'openai', 'tf1' or None"):
         CLIPImageEncoder(SMALL, pretrained=False, resize="bicubic")
@@ -467,7 +470,8 @@ def test_download_is_checked_against_the_digest_in_the_address(published_small, 
 
 def test_registered_names():
     for name, arch, dim in (("clip-vit-b-32", "ViT-B/32", 512), ("clip-vit-b-16", "ViT-B/16", 512),
-                            ("clip-vit-l-14", "ViT-L/14", 768), ("clip-vit-l-14-336px", "ViT-L/14@336px", 768)):
+                            ("clip-vit-l-14", "ViT-L/14", 768),
+                            ("clip-vit-l-14-336px", "ViT-L/14@336px", 768)):
         entry = registry.extractor_entry(name)
         assert entry.dim == dim == CLIP_ARCHITECTURES[arch].embed_dim and entry.kwargs == {"arch": arch}
     net = registry.build_extractor("clip-vit-b-32", pretrained=False, normalize=True)

@@ -32,8 +32,10 @@ def test_each_method_is_pillow_on_the_pixels(height, width, size, seed):
     for i, image in enumerate(x):
         stretched = pillow(image, (0, 0, width, height), (size, size))
         square = pillow(image, (left, top, left + side, top + side), (size, size))
-        np.testing.assert_array_equal(resize_pil(x, size, method="stretch")[i].permute(1, 2, 0).numpy(), stretched)
-        np.testing.assert_array_equal(resize_pil(x, size, method="crop-square")[i].permute(1, 2, 0).numpy(), square)
+        ours = {method: resize_pil(x, size, method=method)[i].permute(1, 2, 0).numpy()
+                for method in ("stretch", "crop-square")}
+        np.testing.assert_array_equal(ours["stretch"], stretched)
+        np.testing.assert_array_equal(ours["crop-square"], square)
     out = resize_pil(x, size, method="short-side")
     assert out.shape == (2, 3, size, size) and out.dtype == torch.uint8
 
@@ -57,7 +59,8 @@ def test_threads_change_nothing_and_grey_is_rgb():
 def test_quantize_rounds_half_up_and_inverts_uint8():
     x = batch(2, 4, 5)
     assert quantize_uint8(x) is x
-    assert torch.equal(quantize_uint8(x.float() / 255), x) and torch.equal(quantize_uint8(x.double() / 255), x)
+    assert torch.equal(quantize_uint8(x.float() / 255), x)
+    assert torch.equal(quantize_uint8(x.double() / 255), x)
     values = torch.tensor([0.0, 0.5 / 255, 1.4999 / 255, 1.5 / 255, 254.5 / 255, 1.0], dtype=torch.float64)
     assert quantize_uint8(values.view(1, 1, 1, -1)).flatten().tolist() == [0, 1, 1, 2, 255, 255]
 

@@ -170,8 +170,8 @@ class CLIPImageEncoder(PretrainedEncoder):
 
     Output: ``ln_post(class token) @ proj``, ``(N, embed_dim)``.
 
-    Cost: about 4.4, 17.6, 81 and 191 GFLOP per image for B/32, B/16, L/14, L/14@336px; weights
-    (image tower, float32) 350 MB for the B models, 1.2 GB for the L ones.
+    Cost: about 9, 35, 162 and 382 GFLOP per image for B/32, B/16, L/14, L/14@336px (multiply-adds
+    counted twice); weights (image tower, float32) 350 MB for the B models, 1.2 GB for the L ones.
 
     References
     ----------
@@ -282,7 +282,7 @@ def clip_layout(arch: CLIPArchitecture) -> dict[str, tuple[int, ...]]:
     --------
     >>> layout = clip_layout(CLIP_ARCHITECTURES["ViT-L/14@336px"])
     >>> len(layout), layout["positional_embedding"], layout["proj"]
-    (293, (577, 1024), (1024, 768))
+    (296, (577, 1024), (1024, 768))
     """
     if arch not in _LAYOUTS:
         skeleton = nn.Module.__new__(CLIPImageEncoder)

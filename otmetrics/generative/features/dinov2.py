@@ -262,8 +262,9 @@ class DINOv2(PretrainedEncoder):
 
     Output: the class token after the final LayerNorm, ``(N, D)``, not normalised.
 
-    Cost at 224x224 (257 tokens): about 4.6, 17.6, 61.6 and 291 GFLOP per image for S, B, L, g;
-    weights 88 MB, 346 MB, 1.2 GB, 4.5 GB in float32.
+    Cost at 224x224 (257 tokens): about 12, 46, 162 and 599 GFLOP per image for S, B, L, g
+    (multiply-adds counted twice; 6.3x that at 518x518); weights 88 MB, 346 MB, 1.2 GB, 4.5 GB in
+    float32.
 
     References
     ----------
@@ -371,7 +372,7 @@ def dinov2_layout(arch: DINOv2Architecture) -> dict[str, tuple[int, ...]]:
     --------
     >>> layout = dinov2_layout(DINOV2_ARCHITECTURES["vitl14"])
     >>> len(layout), layout["pos_embed"], layout["blocks.23.mlp.fc1.weight"]
-    (344, (1, 1370, 1024), (4096, 1024))
+    (343, (1, 1370, 1024), (4096, 1024))
     """
     if arch not in _LAYOUTS:
         skeleton = nn.Module.__new__(DINOv2)
