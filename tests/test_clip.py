@@ -477,3 +477,28 @@ def test_registered_names():
     net = registry.build_extractor("clip-vit-b-32", pretrained=False, normalize=True)
     assert isinstance(net, CLIPImageEncoder) and net.normalize and net.resize == "cmmd"
     assert otmetrics.CLIPImageEncoder is CLIPImageEncoder and "CLIPImageEncoder" in otmetrics.__all__
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_forward_is_full_float32_whatever_the_settings():
+    from otmetrics.generative.features import precision
+
+    saved = [(s, s.read()) for s in precision.precision_settings("cuda")]
+    try:
+        torch.set_float32_matmul_precision("high")
+        torch.manual_seed(0)
+        arch = CLIPArchitecture(256, 4, 4, 16, 64, 128)
+        cpu = CLIPImageEncoder(arch, pretrained=False)
+        gpu = CLIPImageEncoder(arch, weights=cpu.state_dict()).cuda()
+        x = images(4, 70, 90)
+        expected = cpu(x)
+        exact = gpu(x.cuda()).cpu()
+        gpu.tf32 = True
+        fast = gpu(x).cpu()
+        assert (exact - expected).abs().max() <= 1e-4 * expected.abs().max()
+        if torch.cuda.get_device_capability() >= (8, 0):
+            assert (fast - expected).abs().max() > (exact - expected).abs().max()
+    finally:
+        for setting, value in saved:
+            setting.write(value)

@@ -448,3 +448,28 @@ def test_the_file_layout_is_the_official_modules(tmp_path):
     assert list(layout)[-2:] == ["norm.weight", "norm.bias"]
     modules = {"embeddings.cls_token": 0, "encoder.layer.0.mlp.gate_proj.weight": 0}
     assert dinov2_weights.dinov2_layout_kind(modules) == "hf-modules"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_forward_is_full_float32_whatever_the_settings():
+    from otmetrics.generative.features import precision
+
+    saved = [(s, s.read()) for s in precision.precision_settings("cuda")]
+    try:
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls; cuDNN convolutions: TF32 by default
+        torch.manual_seed(0)
+        cpu = DINOv2(DINOv2Architecture(256, 4, 4), pretrained=False)
+        gpu = DINOv2(cpu.architecture, weights=cpu.state_dict()).cuda()
+        x = images(4, 60, 70)
+        expected = cpu(x)
+        exact = gpu(x.cuda()).cpu()  # uint8 on the GPU: Pillow runs on a CPU copy
+        gpu.tf32 = True
+        fast = gpu(x).cpu()
+        assert (exact - expected).abs().max() <= 1e-4 * expected.abs().max()
+        if torch.cuda.get_device_capability() >= (8, 0):  # TF32 exists from Ampere on
+            assert (fast - expected).abs().max() > (exact - expected).abs().max()
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        for setting, value in saved:
+            setting.write(value)
