@@ -19,6 +19,9 @@ Sections:
   (where Hugging Face's resize of the position embeddings differs from the official one);
 - ``clip``: ``otmetrics.CLIPImageEncoder("ViT-L/14@336px")`` against ``CLIPVisionModelWithProjection``
   on 336x336 batches, images/s, ratio, largest relative difference;
+- ``load``: building ``DINOv2("vitl14")`` from a weight file in Meta's layout and from a Hugging Face
+  snapshot (``model.safetensors``), against ``Dinov2Model.from_pretrained`` on the same snapshot
+  (files in a temporary folder, read once before timing so that the page cache holds them);
 - ``preprocess``: the Pillow resizes (dgm-eval's stretch to 224, CMMD's crop and resize to 336) on
   512x512 ``uint8`` images, images/s: on a GPU they run on the CPU and can bound the throughput;
 - CUDA (when a device is present, unless ``--no-cuda``): the same networks on the GPU, full float32
@@ -127,6 +130,30 @@ def clip_section(batch: int, rounds: int):
     print(f"largest relative feature difference: {difference:.2e}")
 
 
+def load_section(rounds: int):
+    import tempfile
+
+    import transformers
+
+    ours, reference = dinov2_pair()
+    with tempfile.TemporaryDirectory() as tmp:
+        official = Path(tmp) / "dinov2_vitl14_pretrain.pth"
+        torch.save(ours.state_dict(), official)
+        reference.save_pretrained(tmp)
+        for path in (official, Path(tmp) / "model.safetensors"):
+            path.read_bytes()  # into the page cache
+        best = interleaved({
+            "official": lambda: DINOv2("vitl14", weights=official),
+            "hf": lambda: DINOv2("vitl14", weights=tmp),
+            "reference": lambda: transformers.Dinov2Model.from_pretrained(tmp),
+        }, rounds)
+    rows = [["otmetrics.DINOv2, Meta's .pth layout", best["official"], best["reference"] / best["official"]],
+            ["otmetrics.DINOv2, Hugging Face snapshot", best["hf"], best["reference"] / best["hf"]],
+            ["transformers Dinov2Model.from_pretrained", best["reference"], 1.0]]
+    print(f"\nBuilding DINOv2 ViT-L/14 from its weight file (1.2 GB, best of {rounds})")
+    print(table(["network", "seconds", "speed vs transformers"], rows))
+
+
 def preprocess_section(rounds: int, n: int = 32):
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 256, (n, 3, 512, 512), dtype=np.uint8))
@@ -188,7 +215,7 @@ def cuda_section(batch: int, rounds: int):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--section", choices=("all", "dinov2", "clip", "preprocess"), default="all")
+    parser.add_argument("--section", choices=("all", "dinov2", "clip", "load", "preprocess"), default="all")
     parser.add_argument("--batch", type=int, default=4, help="images per forward pass on the CPU")
     parser.add_argument("--cuda-batch", type=int, default=64, help="images per forward pass on CUDA")
     parser.add_argument("--rounds", type=int, default=3)
@@ -202,6 +229,8 @@ def main(argv=None):
         dinov2_section(args.batch, args.rounds)
     if args.section in ("all", "clip"):
         clip_section(max(1, args.batch // 2), args.rounds)
+    if args.section in ("all", "load"):
+        load_section(args.rounds)
     if args.section in ("all", "preprocess"):
         preprocess_section(args.rounds)
     if torch.cuda.is_available() and not args.no_cuda and args.section == "all":

@@ -340,14 +340,16 @@ def test_numpy_dtypes_and_devices(net):
 
 
 def test_forward_runs_in_full_float32(net, monkeypatch):
+    from otmetrics.generative.features import encoder
+
     entered = []
-    real = dinov2.PretrainedEncoder.forward.__globals__["full_float32"]
+    real = encoder.full_float32
 
     def spy(device_type, enabled=True):
         entered.append((device_type, enabled))
         return real(device_type, enabled=enabled)
 
-    monkeypatch.setitem(dinov2.PretrainedEncoder.forward.__globals__, "full_float32", spy)
+    monkeypatch.setattr(encoder, "full_float32", spy)
     net(images(1))
     net.tf32 = True
     try:

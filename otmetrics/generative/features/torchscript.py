@@ -190,7 +190,9 @@ def read_torchscript_tensors(path) -> Mapping:
                 raise ValueError("a big-endian archive")
             root = _SafeUnpickler(archive.read(data_name), archive, prefix).load()
     except (zipfile.BadZipFile, pickle.UnpicklingError, KeyError, EOFError, ValueError, TypeError) as exc:
-        raise ValueError(f"weights: could not read '{path}' as a TorchScript archive ({exc})") from None
+        raise ValueError(f"weights: could not read '{path}' as a TorchScript archive ({exc}); if you trust "
+                         "the file, torch.save(torch.jit.load(path, map_location='cpu').state_dict(), ...) "
+                         "and pass that file") from None
     found: dict = {}
     _walk(root, "", found, set())
     return found
