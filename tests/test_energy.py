@@ -181,3 +181,15 @@ def test_huge_and_tiny_coordinates():
 def test_bad_input(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         energy_distance(*args, **kwargs)
+
+
+def test_energy_in_d_dimensions_is_c_d_times_the_average_on_lines():
+    # |x| = c_d E_theta |<theta, x>|, so E(mu, nu) = c_d E_theta E(theta#mu, theta#nu) (Monte Carlo here)
+    from scipy.special import gammaln
+
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(60, 5)), rng.normal(size=(50, 5)) * 1.3 + 0.2
+    c = np.sqrt(np.pi) * np.exp(gammaln(3.0) - gammaln(2.5))
+    theta = otmetrics.random_projections(5, 20_000, seed=2)
+    on_lines = energy_distance((theta @ x.T)[..., None], (theta @ y.T)[..., None])
+    assert energy_distance(x, y) == pytest.approx(c * on_lines.mean(), rel=0.02)
