@@ -193,3 +193,17 @@ def test_energy_in_d_dimensions_is_c_d_times_the_average_on_lines():
     theta = otmetrics.random_projections(5, 20_000, seed=2)
     on_lines = energy_distance((theta @ x.T)[..., None], (theta @ y.T)[..., None])
     assert energy_distance(x, y) == pytest.approx(c * on_lines.mean(), rel=0.02)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("d", [1, 3])
+def test_cuda_matches_cpu(d):
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(2, 400, d)), rng.normal(size=(2, 300, d)) + 0.2
+    xt = torch.tensor(x, device="cuda", requires_grad=True)
+    gpu = energy_distance(xt, torch.tensor(y, device="cuda"), chunk_size=64)
+    assert gpu.device.type == "cuda"
+    np.testing.assert_allclose(gpu.detach().cpu().numpy(), energy_distance(x, y), rtol=1e-12)
+    gpu.sum().backward()
+    assert xt.grad.device.type == "cuda" and torch.isfinite(xt.grad).all()

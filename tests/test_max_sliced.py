@@ -180,3 +180,17 @@ def test_bad_input(kwargs, match):
         max_sliced_wasserstein([[np.inf, 0.0]], [[0.0, 0.0]])
     with pytest.raises(ValueError, match=r"^y: points must have the dimension of x"):
         max_sliced_wasserstein(np.zeros((3, 2)), np.zeros((3, 1)))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(300, 6)), rng.normal(size=(250, 6)) * [2.0, 1, 1, 1, 1, 1]
+    cpu = max_sliced_wasserstein(x, y, seed=2)
+    xt = torch.tensor(x, device="cuda", requires_grad=True)
+    gpu = max_sliced_wasserstein(xt, torch.tensor(y, device="cuda"), seed=2)
+    assert gpu.value.device.type == "cuda" and gpu.direction.device.type == "cuda"
+    assert gpu.value.item() == pytest.approx(cpu.value, rel=1e-9)
+    gpu.value.backward()
+    assert torch.isfinite(xt.grad).all()

@@ -209,3 +209,21 @@ def test_huge_and_tiny_coordinates_neither_overflow_nor_underflow():
             scaled = sliced_wasserstein(x * scale, y * scale, p=p, projections=theta)
             assert scaled == pytest.approx(ref * scale, rel=1e-14)
     assert sliced_wasserstein([[0.0, 0.0]], [[1e308, 0.0]], projections=[[1.0, 0.0]]) == 1e308
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_matches_cpu(dtype):
+    rng = np.random.default_rng(7)
+    x, y, b = rng.normal(size=(2, 300, 5)), rng.normal(size=(2, 200, 5)) + 0.3, rng.random(200)
+    on = lambda t, device: torch.tensor(t, dtype=dtype, device=device)  # noqa: E731
+    cpu = sliced_wasserstein(on(x, "cpu"), on(y, "cpu"), b=on(b, "cpu"), seed=4)
+    xt = on(x, "cuda").requires_grad_(True)
+    gpu = sliced_wasserstein(xt, on(y, "cuda"), b=on(b, "cuda"), seed=4)
+    assert gpu.device.type == "cuda" and gpu.dtype == dtype
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4 if dtype == torch.float32 else 1e-12, atol=0)
+    gpu.sum().backward()
+    assert xt.grad.device.type == "cuda" and torch.isfinite(xt.grad).all()
+    with pytest.raises(ValueError, match=r"^y: on device cpu"):
+        sliced_wasserstein(xt, torch.tensor(y))
