@@ -163,8 +163,8 @@ def test_huge_coordinates():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"tol": 0.0}, r"^tol: must be a finite number > 0"),
-        ({"tol": float("nan")}, r"^tol: must be a finite number > 0"),
+        ({"tol": 0.0}, r"^tol: must be finite and > 0"),
+        ({"tol": float("nan")}, r"^tol: must be finite and > 0"),
         ({"max_iter": -1}, r"^max_iter: must be finite and >= 0"),
         ({"n_projections": 0}, r"^n_projections: must be finite and > 0"),
         ({"projections": [[1.0, 0.0]]}, r"^projections: expected shape \(n_projections, 3\)"),

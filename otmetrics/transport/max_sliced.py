@@ -16,7 +16,6 @@ is therefore never below the best random start.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +58,8 @@ class MaxSlicedResult:
         ``p f`` (the size of the radial gradient), or no step of angle ``>= tol`` along it gives an
         Armijo increase. A local maximum, not necessarily the global one.
     gradient_norm : float or ndarray (batch shape)
-        The final Riemannian gradient norm divided by ``p f`` (``0`` where ``f = 0``).
+        The Riemannian gradient norm at the ascent's last iterate divided by ``p f`` (``0`` where
+        ``f = 0``): small at a smooth maximum, larger at a kink.
     """
 
     value: Any
@@ -228,12 +228,9 @@ def max_sliced_wasserstein(x, y, *, a=None, b=None, p: float = 2.0, n_projection
     True
     """
     p = validate_p(p)
-    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and math.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol: must be a finite number > 0, got {tol!r}")
+    tol = float(validate_positive(tol, "tol"))
     max_iter = int(validate_positive(max_iter, "max_iter", allow_zero=True, integer=True))
     x, y, a, b, batch = validate_weighted_clouds(x, y, a, b)
-    if n_projections is not None and projections is None:
-        validate_positive(n_projections, "n_projections", integer=True)
     like = first_tensor(x, y, a, b)
     theta = directions(x.shape[-1], n_projections, seed, projections, like=like)
     if is_tensor(theta):
@@ -265,9 +262,10 @@ def max_sliced_wasserstein(x, y, *, a=None, b=None, p: float = 2.0, n_projection
     args = (flat(x, x.shape[-2:]), flat(y, y.shape[-2:]), flat(a, a.shape[-1:] if a is not None else None),
             flat(b, b.shape[-1:] if b is not None else None), p)
     objective = _torch_objective(*args) if like is not None else _numpy_objective(*args)
-    found, n_iter, converged, relative = _ascend(objective, start.copy(), p, float(tol), max_iter)
+    found, n_iter, converged, relative = _ascend(objective, start.copy(), p, tol, max_iter)
 
-    # the value at the direction found and at the start, by the same code, in the caller's type
+    # the value at the direction found and at the start, by the same code, in the caller's type: the
+    # larger is returned, so that value >= start_value holds exactly even where rounding differs
     both = np.stack([found, start], 1).reshape(batch + (2, d))
     if like is not None:
         import torch
@@ -281,14 +279,12 @@ def max_sliced_wasserstein(x, y, *, a=None, b=None, p: float = 2.0, n_projection
         value = pth_root(torch.where(keep_start, powers[..., 1], powers[..., 0]), p)
         start_value = pth_root(powers[..., 1].detach(), p)
         direction = torch.where(keep_start[..., None], both[..., 1, :], both[..., 0, :])
-        keep = keep_start.reshape(-1).cpu().numpy()
     else:
         powers = np.broadcast_to(powers, batch + (2,))
-        keep = (powers[..., 1] > powers[..., 0]).reshape(-1)
+        keep_start = powers[..., 1] > powers[..., 0]
         value = pth_root(np.maximum(powers[..., 0], powers[..., 1]), p)
         start_value = pth_root(powers[..., 1], p)
-        direction = np.where(keep.reshape(batch)[..., None], both[..., 1, :], both[..., 0, :])
-    relative = np.where(keep, 0.0, relative)  # rounding put the start ahead: report it, unmoved
+        direction = np.where(keep_start[..., None], both[..., 1, :], both[..., 0, :])
     if not converged.all():
         warnings.warn(
             f"max_sliced_wasserstein: {int((~converged).sum())} of {count} ascent(s) stopped at "

@@ -249,8 +249,6 @@ def sliced_wasserstein(x, y, *, a=None, b=None, p: float = 2.0, n_projections: i
     """
     p = validate_p(p)
     x, y, a, b, _ = validate_weighted_clouds(x, y, a, b)
-    if n_projections is not None and projections is None:
-        validate_positive(n_projections, "n_projections", integer=True)
     like = first_tensor(x, y, a, b, projections)
     if like is not None and not is_tensor(x):  # only the projections are a tensor: torch out
         x, y, a, b = (None if t is None else as_float_tensor(t, like=like) for t in (x, y, a, b))
