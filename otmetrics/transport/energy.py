@@ -136,17 +136,18 @@ def _blocks(n: int, m: int | None, chunk: int):
 
 
 def _block_sum(xi, yj, ai, bj, twice):
-    """``sum_ij a_i b_j |x_i - y_j| (w_j)`` of one block, per problem, in float64."""
+    """``sum_ij a_i b_j |x_i - y_j| (w_j)`` of one block, per problem, in float64. (The product is
+    taken as ``a . (D b)``: ``(a D) b`` is several times slower with OpenBLAS.)"""
     if is_tensor(xi):
         import torch
 
         dist = torch.cdist(xi, yj, compute_mode="donot_use_mm_for_euclid_dist").double()
         bj = bj.double() if twice is None else bj.double() * torch.as_tensor(twice, device=bj.device)
-        return torch.einsum("bi,bij,bj->b", ai.double(), dist, bj)
+        return (ai.double() * (dist @ bj[:, :, None])[:, :, 0]).sum(-1)
     from scipy.spatial.distance import cdist
 
     bj = bj if twice is None else bj * twice
-    return np.array([ai[k] @ cdist(xi[k], yj[k]) @ bj[k] for k in range(xi.shape[0])])
+    return np.array([ai[k] @ (cdist(xi[k], yj[k]) @ bj[k]) for k in range(xi.shape[0])])
 
 
 def _distance_sums(x, y, a, b, chunk):
