@@ -77,6 +77,15 @@ def test_never_below_its_random_starts_and_between_sw_and_w(n, m, d, p, weighted
     assert along == pytest.approx(result.value, rel=1e-12, abs=1e-14)
 
 
+@pytest.mark.parametrize("p", [1.0, 2.0])
+def test_more_starts_never_lose(p):
+    rng = np.random.default_rng(10)
+    x, y = rng.normal(size=(80, 12)), rng.normal(size=(70, 12)) * np.r_[1.6, np.ones(11)]
+    values = [max_sliced_wasserstein(x, y, p=p, n_starts=k, n_projections=20).value for k in (1, 3, 20, 50)]
+    assert values[0] <= values[1] * (1 + 1e-12) and values[1] <= values[2] * (1 + 1e-12)
+    assert values[3] == values[2]  # all 20 directions either way
+
+
 def test_identical_measures():
     x = np.random.default_rng(2).normal(size=(10, 3))
     result = max_sliced_wasserstein(x, x[::-1])
@@ -144,7 +153,8 @@ def test_batches_have_their_own_directions():
 def test_an_early_stop_warns_and_keeps_the_start():
     rng = np.random.default_rng(6)
     x, y = rng.normal(size=(50, 8)), rng.normal(size=(50, 8)) * 1.5
-    with pytest.warns(otmetrics.ConvergenceWarning, match=r"1 of 1 ascent\(s\) stopped at max_iter=2"):
+    stopped = r"best ascent of 1 of 1 problem\(s\) stopped at max_iter=2"
+    with pytest.warns(otmetrics.ConvergenceWarning, match=stopped):
         result = max_sliced_wasserstein(x, y, max_iter=2)
     assert not result.converged and result.n_iter == 2 and result.value >= result.start_value
     with pytest.warns(otmetrics.ConvergenceWarning):
@@ -164,6 +174,7 @@ def test_huge_coordinates():
     "kwargs, match",
     [
         ({"tol": 0.0}, r"^tol: must be finite and > 0"),
+        ({"n_starts": 0}, r"^n_starts: must be finite and > 0"),
         ({"tol": float("nan")}, r"^tol: must be finite and > 0"),
         ({"max_iter": -1}, r"^max_iter: must be finite and >= 0"),
         ({"n_projections": 0}, r"^n_projections: must be finite and > 0"),
