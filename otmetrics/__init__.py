@@ -24,6 +24,9 @@ from .transport.exact import OTResult, emd, wasserstein
 from .transport.results import TransportResult
 from .divergences import entropy, js_distance, js_divergence, kl_divergence, total_variation
 from .transport.oned import wasserstein_1d
+from .transport.sliced import random_projections, sliced_wasserstein
+from .transport.max_sliced import MaxSlicedResult, max_sliced_wasserstein
+from .transport.energy import energy_distance
 
 # -- Sinkhorn (entropic OT) ---------------------------------------------------------------------
 from .transport.sinkhorn.api import SinkhornResult, sinkhorn, sinkhorn_divergence
