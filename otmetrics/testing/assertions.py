@@ -402,12 +402,13 @@ def assert_valid_bounds(bounds, a, b, cost, *, backend: str = "network_simplex")
     """
     import warnings
 
-    import otmetrics
+    from .._core.warnings import ConvergenceWarning
+    from ..transport.exact import emd
 
     lower, upper = _bounds_of(bounds)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", otmetrics.ConvergenceWarning)
-        reference = otmetrics.emd(a, b, cost, backend=backend)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = emd(a, b, cost, backend=backend)
     if not np.all(reference.converged):
         raise AssertionError(f"the reference LP is not certified optimal ({reference.certificate.summary()})")
     lo_ref, hi_ref = to_numpy(reference.lower, "lower"), to_numpy(reference.upper, "upper")
