@@ -14,8 +14,8 @@ whatever the extractor takes (e.g. images ``(B, 3, H, W)``), and its output, fla
 (:class:`otmetrics.FIDInceptionV3`, which needs its weight file).
 
 :class:`FID` is :class:`otmetrics.FD` (in :mod:`otmetrics.generative.fd_metrics`) restricted to
-the Inception features. The machinery the four classes share (feature extraction, devices, the distributed switch, the
-row buffers) is in :mod:`otmetrics.generative.streaming`.
+the Inception features. The machinery the four classes share (feature extraction, devices, the
+distributed switch, the row buffers) is in :mod:`otmetrics.generative.streaming`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class FID(FD):
     r"""Streaming Fréchet Inception Distance: Gaussian statistics of real and generated features.
 
     :class:`otmetrics.FD` on the features of the FID InceptionV3 (the only name it accepts is
-    ``"inception"``; :class:`otmetrics.FD` takes any extractor). :meth:`compute` returns :func:`otmetrics.frechet_distance` of the two accumulated Gaussians,
+    ``"inception"``; :class:`otmetrics.FD` takes any extractor). :meth:`compute` returns
+    :func:`otmetrics.frechet_distance` of the two accumulated Gaussians,
     :math:`\lVert \mu_r - \mu_g \rVert^2 + \operatorname{tr}\big(\Sigma_r + \Sigma_g
     - 2 (\Sigma_r^{1/2} \Sigma_g \Sigma_r^{1/2})^{1/2}\big)`, as a Python float (not
     differentiable: an evaluation metric).

@@ -372,8 +372,10 @@ def ball_hits(blocks: DistanceBlocks, radii_x: RadiusBounds, radii_y: RadiusBoun
     sq_x, sq_y = blocks.sq
     margin_x = blocks.factor * (sq_x + sq_y.max())
     margin_y = blocks.factor * (sq_y + sq_x.max())
-    low_x, high_x = _rounded(radii_x.lower - margin_x, dtype, False), _rounded(radii_x.upper + margin_x, dtype, True)
-    low_y, high_y = _rounded(radii_y.lower - margin_y, dtype, False), _rounded(radii_y.upper + margin_y, dtype, True)
+    low_x = _rounded(radii_x.lower - margin_x, dtype, False)
+    high_x = _rounded(radii_x.upper + margin_x, dtype, True)
+    low_y = _rounded(radii_y.lower - margin_y, dtype, False)
+    high_y = _rounded(radii_y.upper + margin_y, dtype, True)
     size = min(chunk, n)
     surely = torch.empty((size, min(chunk, m)), dtype=dtype, device=device)
     maybe = torch.empty_like(surely)
@@ -397,8 +399,9 @@ def ball_hits(blocks: DistanceBlocks, radii_x: RadiusBounds, radii_y: RadiusBoun
             if band_rows.numel():
                 r, c = (b[band_rows] > s[band_rows]).nonzero(as_tuple=True)
                 i, j = band_rows[r] + i0, c + j0
-                inside = _inside(blocks, i, j, block[band_rows[r], c].to(torch.float64), radii_x, True, closed)
-                count.index_add_(0, j[inside], torch.ones(int(inside.sum()), dtype=torch.float64, device=device))
+                approx = block[band_rows[r], c].to(torch.float64)
+                inside = _inside(blocks, i, j, approx, radii_x, True, closed)
+                count.index_add_(0, j[inside], torch.ones_like(j[inside], dtype=torch.float64))
                 x_hit[i[inside]] = True
             # the balls of y: one threshold per column; rows inside one already need no more
             torch.lt(block, low_y[cols][None, :], out=s)
@@ -408,6 +411,7 @@ def ball_hits(blocks: DistanceBlocks, radii_x: RadiusBounds, radii_y: RadiusBoun
             if band_rows.numel():
                 r, c = b[band_rows].nonzero(as_tuple=True)
                 i, j = band_rows[r] + i0, c + j0
-                inside = _inside(blocks, i, j, block[band_rows[r], c].to(torch.float64), radii_y, False, closed)
+                approx = block[band_rows[r], c].to(torch.float64)
+                inside = _inside(blocks, i, j, approx, radii_y, False, closed)
                 x_in[i[inside]] = True
     return {"y_in_x_count": count.round().to(torch.long), "x_ball_hit": x_hit, "x_in_y_ball": x_in}

@@ -14,8 +14,8 @@ try:
     import torch
     from torchmetrics import Metric
 except ImportError as _exc:  # pragma: no cover - torchmetrics is a development dependency
-    raise ImportError("otmetrics.TorchMetricsAdapter needs torchmetrics: pip install 'otmetrics[torchmetrics]'") \
-        from _exc
+    raise ImportError("otmetrics.TorchMetricsAdapter needs torchmetrics: "
+                      "pip install 'otmetrics[torchmetrics]'") from _exc
 
 from .fd_infinity import FDInfinityResult
 from .prdc import PRDCResult
@@ -23,8 +23,8 @@ from .prdc import PRDCResult
 __all__ = ["TorchMetricsAdapter"]
 
 #: Whether a larger value is better, by the wrapped class's name (``None``: several values).
-_HIGHER_IS_BETTER = {"FID": False, "FD": False, "FDInfinity": False, "KID": False, "MMD": False, "CMMD": False,
-                     "InceptionScore": True, "PRDC": None}
+_HIGHER_IS_BETTER = {"FID": False, "FD": False, "FDInfinity": False, "KID": False, "MMD": False,
+                     "CMMD": False, "InceptionScore": True, "PRDC": None}
 
 
 class TorchMetricsAdapter(Metric):
