@@ -11,7 +11,8 @@
    certificates, a 1-D W1, the Sinkhorn divergence, MMD, KID, the Frechet distance and its
    extrapolation to infinitely many samples (FD-infinity), the CMMD formula, precision / recall /
    density / coverage, an Inception-Score analogue (the mixture's posterior over its 8 modes
-   stands in for the Inception classifier), KL/JS/TV on a histogram grid, and the certified WGAN-critic lower bound on W1;
+   stands in for the Inception classifier), KL/JS/TV on a histogram grid, and the certified
+   WGAN-critic lower bound on W1;
 4. prints one table and writes plots into the folder it names.
 """
 
