@@ -223,7 +223,8 @@ def format_table(results: dict) -> str:
 # ----------------------------------------------------------------------------------------------
 # Plots
 # ----------------------------------------------------------------------------------------------
-def write_plots(out_dir: str, data: np.ndarray, samples: dict, results: dict, losses: np.ndarray) -> list[str]:
+def write_plots(out_dir: str, data: np.ndarray, samples: dict, results: dict,
+                losses: np.ndarray) -> list[str]:
     try:
         import matplotlib
 
@@ -329,7 +330,8 @@ def _run(args) -> int:
     print(f"\nThe critic's certified lower bound stayed below the exact W1 for every sampler: {held}")
     written = write_plots(args.out, data, samples, results, losses)
     if written:
-        print(f"Plots written to {os.path.abspath(args.out)}/: " + ", ".join(os.path.basename(p) for p in written))
+        print(f"Plots written to {os.path.abspath(args.out)}/: "
+              + ", ".join(os.path.basename(p) for p in written))
     else:
         print("matplotlib is not installed: no plots (pip install 'otmetrics[plots]')")
     print(f"Done in {time.perf_counter() - start:.1f} s.")
