@@ -143,6 +143,7 @@ class DistanceBlocks:
         self.factor = ((2 * d + 16) * torch.finfo(work_dtype).eps / 2
                        + (2 * d + 4) * torch.finfo(torch.float64).eps / 2)
         self.recomputed = 0
+        self._buffer = None
 
     def size(self, s: int) -> int:
         """The number of points of set ``s``."""
@@ -160,13 +161,23 @@ class DistanceBlocks:
 
     def block(self, s: int, rows, right):
         """Fast squared distances between ``rows`` (a slice or indices) of set ``s`` and the
-        points of a :meth:`right` factor: ``(len(rows), len(right))`` in the working precision."""
+        points of a :meth:`right` factor: ``(len(rows), len(right))`` in the working precision.
+
+        The result is written into one buffer, reused by the next call (no fresh pages to fault
+        in on every block): it is valid until then."""
+        import torch
+
+        left = self.left[s][rows]
+        size = left.shape[0] * right.shape[0]
+        if self._buffer is None or self._buffer.numel() < size:
+            self._buffer = torch.empty(size, dtype=self.dtype, device=self.device)
+        out = self._buffer[:size].view(left.shape[0], right.shape[0])
         if self.device.type == "cpu":
-            return self.left[s][rows] @ right.T
+            return torch.mm(left, right.T, out=out)
         from .features.precision import full_float32
 
         with full_float32(self.device.type):
-            return self.left[s][rows] @ right.T
+            return torch.mm(left, right.T, out=out)
 
     def bound(self, s: int, i, t: int, j):
         """The float64 error bounds of the fast squared distances of the pairs ``(i, j)``."""
