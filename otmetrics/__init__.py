@@ -50,13 +50,13 @@ _LAZY = {
     "image_features": "generative.features.images",
     "iter_image_features": "generative.features.images",
     # the torchmetrics adapter (torchmetrics is an optional dependency)
-    "TorchMetricsAdapter": "generative.torchmetrics_adapter",
+    "TorchMetricsAdapter": "generative.adapters.torchmetrics_adapter",
 }
 if _TYPE_CHECKING:  # for type checkers and the API documentation (static analysis)
     from . import critic, demo, testing
     from .generative.features.images import image_features, iter_image_features
     from .generative.features.inception import FIDInceptionV3
-    from .generative.torchmetrics_adapter import TorchMetricsAdapter
+    from .generative.adapters.torchmetrics_adapter import TorchMetricsAdapter
 
 # Submodules reachable as attributes (otmetrics.critic.estimate_w1, ...).
 _LAZY_MODULES = ("critic", "testing", "demo")

@@ -17,8 +17,8 @@ except ImportError as _exc:  # pragma: no cover - torchmetrics is a development 
     raise ImportError("otmetrics.TorchMetricsAdapter needs torchmetrics: "
                       "pip install 'otmetrics[torchmetrics]'") from _exc
 
-from .fd_infinity import FDInfinityResult
-from .prdc import PRDCResult
+from ..fd_infinity import FDInfinityResult
+from ..prdc import PRDCResult
 
 __all__ = ["TorchMetricsAdapter"]
 
