@@ -175,6 +175,15 @@ def test_degenerate_sets(monkeypatch):
     assert scanned == [40, 30, 40, 30]
 
 
+def test_diagonal_blocks_by_sub_blocks():
+    # chunks of 512 rows: the diagonal blocks are computed by 128-row sub-blocks on and above
+    # their diagonal (the edges: 700 = 512 + 188 rows, sub-blocks of 128 and 60)
+    real, fake = tied_data(11, n=700, m=650, d=5, span=4)
+    for ball in ("open", "closed"):
+        expected = brute_force(real, fake, 4, closed=ball == "closed")
+        assert values(prdc(real, fake, k=4, ball=ball, chunk_size=512)) == pytest.approx(expected, abs=1e-15)
+
+
 def test_the_generator_copying_the_real_set():
     real = np.random.default_rng(5).normal(size=(80, 4))
     result = prdc(real, real.copy(), k=5)
