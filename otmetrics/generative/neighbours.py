@@ -29,7 +29,8 @@ always are, and are resolved as the definitions say.
 and the sub-blocks on and above the diagonal of the diagonal blocks) and the ``k + max(k, 8)``
 smallest fast values of each row are kept by ``topk``. Between the sets, each block is
 compared four times with per-point thresholds, and the counts are read by matrix-vector
-products of the 0/1 blocks: no list of pairs, however many balls overlap. On a GPU the products run in full IEEE float32 (TF32 would break the bound, see
+products of the 0/1 blocks: no list of pairs, however many balls overlap. On a GPU the
+products run in full IEEE float32 (TF32 would break the bound, see
 :func:`~otmetrics.generative.features.precision.full_float32`).
 """
 
