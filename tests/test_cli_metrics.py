@@ -257,6 +257,8 @@ def test_usage_errors(capsys, data, tmp_path):
     one_line_error(status, err, 1, "num_points: must be an integer >= 2")
     status, _, err = run(capsys, "prdc", tmp_path / "x.npy", tmp_path / "x.npy", "--ball", "ajar")
     one_line_error(status, err, 2, "--ball")
+    status, _, err = run(capsys, "fd", "--features", "quadrants", data.real, data.fake, "--resize", "tf1")
+    one_line_error(status, err, 2, "--resize: the extractor 'quadrants' takes no resize")
     other = tmp_path / "other.pth"
     torch.save(torch.nn.Linear(3, 3).state_dict(), other)
     status, _, err = run(capsys, "fd", data.real, data.fake, "--weights", other, "--no-progress")

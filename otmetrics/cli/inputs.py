@@ -180,8 +180,11 @@ class Extractors:
             if for_spec and args.resize is not None:
                 kwargs["resize"] = None if args.resize.lower() == "none" else args.resize
             module, attribute = extractor_entry(name).factory.split(":")
-            factory = getattr(importlib.import_module(module), attribute)
-            if "progress" in inspect.signature(factory).parameters:
+            accepted = inspect.signature(getattr(importlib.import_module(module), attribute)).parameters
+            for option in ("weights", "resize"):
+                if option in kwargs and option not in accepted:
+                    raise UsageError(f"--{option}: the extractor {name!r} takes no {option}")
+            if "progress" in accepted:
                 kwargs["progress"] = not args.no_progress
             if name.startswith("clip-") and args.command == "cmmd":
                 kwargs.setdefault("normalize", True)  # CMMD's embeddings are unit vectors
