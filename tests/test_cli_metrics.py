@@ -265,6 +265,14 @@ def test_usage_errors(capsys, data, tmp_path):
     one_line_error(status, err, 1, "not the FID InceptionV3 layout")
 
 
+def test_help_of_every_command(capsys):
+    for command in ("fid", "fd", "kid", "cmmd", "prdc", "fd-inf", "is", "all"):
+        status, out, _ = run(capsys, command, "--help")
+        assert status == 0 and out.startswith(f"usage: otmetrics {command}")
+    status, out, _ = run(capsys, "prdc", "--help")
+    assert "REAL FAKE" in out
+
+
 def test_help_names_every_extractor():
     parser = build_parser()
     fd = next(a for a in parser._subparsers._group_actions[0].choices["fd"]._actions if a.dest == "features")

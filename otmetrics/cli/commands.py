@@ -55,6 +55,8 @@ def save_stats(args, extractors: Extractors, spec) -> dict:
 
 def evaluate(args) -> dict:
     """The results of the command ``args`` (parsed by :func:`~otmetrics.cli.parser.build_parser`)."""
+    if not hasattr(args, "paths"):  # REAL FAKE
+        args.paths = [args.real, args.fake]
     check_positive(args, "batch_size", "num_workers", "subsets", "subset_size", "degree", "splits", "k",
                    "num_points", "seed")
     spec = feature_spec(args)

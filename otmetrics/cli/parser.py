@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.paths, args.subsets, args.subset_size
     ('kid', ['real.npy', 'fake.npy'], 10, 1000)
     >>> args = build_parser().parse_args(["prdc", "real/", "fake/", "--k", "3"])
-    >>> args.k, args.features, args.ball
-    (3, None, 'open')
+    >>> args.real, args.fake, args.k, args.features, args.ball
+    ('real/', 'fake/', 3, None, 'open')
     """
     from .. import __version__
     from ..generative.features.registry import extractor_names
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                                description="CMMD (Jayasumana et al. 2024): 1000 MMD^2 of L2-normalised CLIP "
                                "ViT-L/14@336px embeddings, Gaussian kernel of bandwidth 10. REAL and FAKE "
                                "are image folders or embeddings .npy (used as they are).")
-    cmmd.add_argument("paths", nargs=2, metavar=("REAL", "FAKE"))
+    real_and_fake(cmmd)
     features_option(cmmd, "cmmd")
     cmmd.set_defaults(metrics=("cmmd",))
 
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Precision, recall, density and coverage of the generated set "
                                "FAKE against the real set REAL (k-nearest-neighbour balls). Each is an image "
                                "folder or a features .npy.")
-    prdc.add_argument("paths", nargs=2, metavar=("REAL", "FAKE"))
+    real_and_fake(prdc)
     features_option(prdc, "prdc")
     prdc.add_argument("--k", type=int, default=5, help="neighbourhood size (default 5; 3 for Kynkaanniemi's)")
     prdc.add_argument("--ball", choices=("open", "closed"), default="open",
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "FD of random subsets of FAKE against all of REAL, extrapolated to 1/N = 0. "
                                  "REAL is an image folder, a statistics .npz or a features .npy; FAKE an "
                                  "image folder or a features .npy.")
-    fd_inf.add_argument("paths", nargs=2, metavar=("REAL", "FAKE"))
+    real_and_fake(fd_inf)
     features_option(fd_inf, "fd-inf")
     fd_inf.add_argument("--num-points", type=int, default=15, help="subset sizes (default 15)")
     fd_inf.add_argument("--seed", type=int, default=0, help="seed of the subsets (default 0)")
@@ -166,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Run the otmetrics demo; arguments are passed to it.")
     demo.add_argument("demo_args", nargs=argparse.REMAINDER)
     return parser
+
+
+def real_and_fake(parser):
+    """The two inputs of an asymmetric command, in this order (``args.real``, ``args.fake``)."""
+    parser.add_argument("real", metavar="REAL", help="the real images (or their features)")
+    parser.add_argument("fake", metavar="FAKE", help="the generated images (or their features)")
 
 
 def kid_options(parser):
