@@ -199,7 +199,7 @@ def dense_bounds(w: ExactWeights, cost, plan, u, v) -> tuple[float, float]:
     u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
     lower = _dense_lower(w, cost, u, v, plan) if np.isfinite(u).all() and np.isfinite(v).all() else -math.inf
     a_lo, a_hi = w.a_bounds()
-    sums = plan_sums_dense(a_lo, cost, plan)
+    sums = plan_sums_dense(a_lo, cost, plan, support=(w.ra > 0, w.rb > 0))
     upper = rounding_upper_bound(sums, (a_lo, a_hi), w.b_bounds(), bilinear=_dense_bilinear(cost))
     return lower, upper
 
@@ -273,7 +273,8 @@ def _upper_from_blocks(w: ExactWeights, cost, plan_blocks, *, sparse: bool = Fal
     a_t = torch.as_tensor(a_lo, dtype=torch.float64, device=_device(cost))
     _, rel, err = _cost_blocks(cost)
     n, m = len(w.ra), len(w.rb)
-    sums = plan_sums_blocks(a_t, plan_blocks, n, m, count_terms=sparse)
+    support = tuple(torch.as_tensor(r > 0, device=_device(cost)) for r in (w.ra, w.rb))
+    sums = plan_sums_blocks(a_t, plan_blocks, n, m, count_terms=sparse, support=support)
     return rounding_upper_bound(sums, (a_lo, a_hi), w.b_bounds(), cost_rel=rel, cost_abs=err,
                                 bilinear=_bilinear(cost))
 

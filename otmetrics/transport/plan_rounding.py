@@ -63,7 +63,8 @@ class PlanSums:
         ``sum_i q_i P_ij`` with ``q_i >= 1 - min(1, a_i / r_i)``: the mass the row scaling removes from each
         column (before its own rounding error).
     cmax, cmin : float
-        The largest and smallest computed costs.
+        The largest and smallest computed costs (``cmax``: between the rows and columns of positive exact
+        weight when they are given, the only ones the rounding sends mass between).
     row_terms, col_terms : ndarray ``(n,)``, ``(m,)`` or None
         The number of positive entries of each row and column (the terms whose rounding counts: a sum of
         ``k`` positive terms and any number of zeros is within ``gamma_k`` of the exact one); None: all.
@@ -106,10 +107,19 @@ def _removed_fraction(xp, rows, a, terms):
     return xp.where(q < 1, q, q * 0 + 1)
 
 
-def plan_sums_dense(a: np.ndarray, cost: np.ndarray, plan: np.ndarray) -> PlanSums:
+def _support_max(cost, support):
+    """The largest entry of ``cost`` between the rows and columns marked in ``support`` (all when None)."""
+    if support is not None:
+        rows, cols = support
+        cost = cost[rows][:, cols]
+    return float(cost.max()) if cost.size else 0.0
+
+
+def plan_sums_dense(a: np.ndarray, cost: np.ndarray, plan: np.ndarray, *, support=None) -> PlanSums:
     """:class:`PlanSums` of a dense float64 plan against an exact dense cost (numpy), in blocks of rows.
 
-    ``a``: a lower bound of the exact row marginal (for the removed fractions ``q``).
+    ``a``: a lower bound of the exact row marginal (for the removed fractions ``q``). ``support``: optional
+    boolean masks ``(rows, cols)`` of the points of positive exact weight (``cmax`` is taken between them).
 
     Negative entries of ``plan`` count as 0 (the bound is for ``max(P, 0)``).
 
@@ -139,12 +149,12 @@ def plan_sums_dense(a: np.ndarray, cost: np.ndarray, plan: np.ndarray) -> PlanSu
         cost_rows[sl] = prod.sum(1)
         abs_rows[sl] = np.abs(prod).sum(1)
         lost += (_removed_fraction(np, r, a[sl], row_terms[sl])[:, None] * p).sum(0)
-    cmin, cmax = (float(cost.min()), float(cost.max())) if cost.size else (0.0, 0.0)
+    cmin, cmax = (float(cost.min()), _support_max(cost, support)) if cost.size else (0.0, 0.0)
     return PlanSums(rows, cols, cost_rows, None if cmin >= 0 else abs_rows, lost, cmax, cmin, row_terms,
                     col_terms)
 
 
-def plan_sums_blocks(a, blocks, n: int, m: int, *, count_terms: bool = False) -> PlanSums:
+def plan_sums_blocks(a, blocks, n: int, m: int, *, count_terms: bool = False, support=None) -> PlanSums:
     """:class:`PlanSums` accumulated over blocks of rows (torch, float64, any device).
 
     Parameters
@@ -156,6 +166,8 @@ def plan_sums_blocks(a, blocks, n: int, m: int, *, count_terms: bool = False) ->
     count_terms : bool, default False
         Count the positive entries of each row and column (for sparse plans, whose sums then get tighter
         bounds); otherwise every entry counts.
+    support : pair of boolean tensors ``(n,)``, ``(m,)``, optional
+        The points of positive exact weight: ``cmax`` is taken between them.
     """
     import torch
 
@@ -177,7 +189,10 @@ def plan_sums_blocks(a, blocks, n: int, m: int, *, count_terms: bool = False) ->
             col_terms += positive.sum(0)
         cost_rows[sl] = (p * c).sum(1)
         lost += (_removed_fraction(torch, r, a[sl], row_terms[sl] if count_terms else m)[:, None] * p).sum(0)
-        cmax = torch.maximum(cmax, c.max())
+        if support is None:
+            cmax = torch.maximum(cmax, c.max())
+        elif bool(support[0][sl].any()) and bool(support[1].any()):
+            cmax = torch.maximum(cmax, c[support[0][sl]][:, support[1]].max())
     out = [t.to("cpu").numpy() for t in (rows, cols, cost_rows, lost, row_terms, col_terms)]
     terms = (out[4], out[5]) if count_terms else (None, None)
     return PlanSums(out[0], out[1], out[2], None, out[3], float(cmax), 0.0, *terms)
