@@ -193,7 +193,8 @@ def test_sinkhorn_stopped_after_one_iteration_or_from_garbage_is_still_valid():
     rng = np.random.default_rng(12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for kwargs in ({"max_iter": 1}, {"max_iter": 2, "init": (rng.normal(size=25) * 50, rng.normal(size=20))}):
+        garbage = (rng.normal(size=25) * 50, rng.normal(size=20))
+        for kwargs in ({"max_iter": 1}, {"max_iter": 2, "init": garbage}):
             res = sinkhorn(a, b, C, eps=0.001, **kwargs)
             assert res.lower <= exact <= res.upper
             assert math.isfinite(res.lower) and math.isfinite(res.upper)

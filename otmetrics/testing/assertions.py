@@ -362,13 +362,15 @@ def assert_bracket_contains(bracket, value, *, rtol: float = 0.0, atol: float = 
     slack = atol + rtol * np.abs(value)
     if np.any(lower > upper):
         k = int(np.argmax(lower - upper))
-        raise AssertionError(f"not a bracket: lower {np.ravel(lower)[k]!r} > upper {np.ravel(upper)[k]!r}")
+        shape = np.broadcast(lower, upper).shape
+        lo, hi = (float(np.ravel(np.broadcast_to(t, shape))[k]) for t in (lower, upper))
+        raise AssertionError(f"not a bracket: lower {lo!r} > upper {hi!r}")
     below, above = lower - slack - value, value - slack - upper
     if np.any(below > 0) or np.any(above > 0):
         k = int(np.argmax(np.maximum(below, above)))
         lo, hi = np.ravel(np.broadcast_to(lower, np.shape(below)))[k], np.ravel(np.broadcast_to(upper,
                                                                                                  np.shape(below)))[k]
-        v = np.ravel(np.broadcast_to(value, np.shape(below)))[k]
+        lo, hi, v = float(lo), float(hi), float(np.ravel(np.broadcast_to(value, np.shape(below)))[k])
         raise AssertionError(f"the bracket [{lo!r}, {hi!r}] does not contain {v!r} "
                              f"(outside by {max(np.ravel(below)[k], np.ravel(above)[k]):.3g})")
 
@@ -383,7 +385,8 @@ def assert_valid_bounds(bounds, a, b, cost, *, backend: str = "network_simplex")
 
     Parameters
     ----------
-    bounds : a result, bracket or certificate with ``lower`` and ``upper``, or a pair (floats or arrays ``(B,)``)
+    bounds : a result, bracket or certificate with ``lower`` and ``upper``, or a pair (floats or arrays
+        ``(B,)``)
     a, b : weights (``None``: uniform), as for :func:`otmetrics.emd` (``b`` rescaled to the mass of ``a``)
     cost : a cost matrix ``(n, m)`` / ``(B, n, m)`` or a :class:`otmetrics.PointCloud` (its exact distances)
     backend : the LP solver of the reference
@@ -414,7 +417,8 @@ def assert_valid_bounds(bounds, a, b, cost, *, backend: str = "network_simplex")
     lo_ref, hi_ref = to_numpy(reference.lower, "lower"), to_numpy(reference.upper, "upper")
     if np.any(lower > hi_ref) or np.any(upper < lo_ref):
         k = int(np.argmax(np.maximum(lower - hi_ref, lo_ref - upper)))
-        pick = (lambda t: np.ravel(np.broadcast_to(t, np.broadcast(lower, hi_ref).shape))[k])
+        pick = (lambda t: float(np.ravel(np.broadcast_to(t, np.broadcast(lower, hi_ref).shape))[k]))
         raise AssertionError(
-            f"invalid bounds: [{pick(lower)!r}, {pick(upper)!r}] does not contain the exact value, which the LP "
+            f"invalid bounds: [{pick(lower)!r}, {pick(upper)!r}] does not contain the exact value, which the "
+            f"LP "
             f"proves to lie in [{pick(lo_ref)!r}, {pick(hi_ref)!r}]")

@@ -360,9 +360,10 @@ def problem_cost(cost, k: int, device):
 
 
 def sinkhorn_bounds(a, b, cost, f, g, eps: float, *, like=None, batched: bool = False):
-    """``(lower, upper)`` of every problem of a Sinkhorn solve, in the caller's type (see :func:`bounds_output`).
+    """``(lower, upper)`` of every problem of a Sinkhorn solve, in the caller's type (:func:`bounds_output`).
 
-    ``a``, ``b``, ``cost``: the arguments as given to :func:`~otmetrics.sinkhorn` (validated); ``f``, ``g``: the
+    ``a``, ``b``, ``cost``: the arguments as given to :func:`~otmetrics.sinkhorn` (validated); ``f``, ``g``:
+    the
     potentials ``(B, n)``, ``(B, m)``.
     """
     torch = _torch()

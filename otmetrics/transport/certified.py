@@ -21,15 +21,18 @@ import numpy as np
 
 from .._core.arrays import is_tensor, to_numpy
 from .._core.rounding import UNIT_ROUNDOFF, next_down, next_up
-from .._core.validation import validate_p, validate_positive, validate_samples, validate_weights
+from .._core.validation import validate_p, validate_positive, validate_same_mass, validate_samples
+from .._core.validation import validate_weights
 from .._core.warnings import ConvergenceWarning
 from .costs import METRICS, PointCloud
 
 __all__ = ["Bracket", "BracketStage", "certified_wasserstein", "root_bracket"]
 
+#: The share of the target width the marginal tolerance may cost the upper bound (the rounding charges the
+#: missing mass about the mean cost).
 TOL_SHARE = 0.05
+#: The next eps aims at this fraction of the target width (the width shrinks about linearly with eps).
 AIM = 0.6
-WARM_SCALING = False
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,14 @@ def _inputs(x, y, a, b, p, metric):
             if not float(to_numpy(w, name).sum()) > 0:
                 raise ValueError(f"{name}: total mass must be positive, got 0")
         weights.append(w)
+    if weights[0] is not None and weights[1] is not None:
+        validate_same_mass(weights[0], weights[1])
+    elif weights[0] is not None or weights[1] is not None:  # the omitted side is uniform, of mass 1
+        given, name = (weights[0], "a") if weights[0] is not None else (weights[1], "b")
+        mass = float(to_numpy(given, name).sum())
+        if abs(mass - 1.0) > 1e-6:
+            raise ValueError(f"{name}: total mass must be 1 when the other weights are omitted (uniform), "
+                             f"got {mass:.12g}")
     return X, Y, weights[0], weights[1], p
 
 
@@ -159,21 +170,24 @@ def _cost_scale(X, Y, p, metric) -> float:
     i = rng.integers(0, len(xs), 4096)
     j = rng.integers(0, len(ys), 4096)
     diff = np.abs(xs[i] - ys[j])
-    dist = {"euclidean": np.sqrt((diff**2).sum(1)), "cityblock": diff.sum(1), "chebyshev": diff.max(1)}[metric]
+    dist = {"euclidean": lambda: np.sqrt((diff**2).sum(1)), "cityblock": lambda: diff.sum(1),
+            "chebyshev": lambda: diff.max(1)}[metric]()
     scale = float(np.mean(dist**p))
     return scale if scale > 0 and math.isfinite(scale) else 1.0
 
 
-def certified_wasserstein(x, y, *, a=None, b=None, p: float = 2, metric: str = "euclidean", rtol: float = 1e-3,
-                          atol: float = 0.0, eps_init: float | None = None, eps_scaling: float = 0.5,
+def certified_wasserstein(x, y, *, a=None, b=None, p: float = 2, metric: str = "euclidean",
+                          rtol: float = 1e-3, atol: float = 0.0, eps_init: float | None = None,
+                          eps_scaling: float = 0.5,
                           max_stages: int = 40, max_iter: int = 5000, max_time: float | None = None,
                           chunk_size: int | None = None) -> Bracket:
     """A proven bracket of the exact ``W_p^p`` between two point clouds, of relative width at most ``rtol``.
 
     .. math::
 
-        \\text{lower} \\;\\le\\; W_p^p(\\alpha, \\beta) = \\min_{P \\in \\Pi(a, b)} \\sum_{ij} P_{ij}\\, d(x_i, y_j)^p
-        \\;\\le\\; \\text{upper}, \\qquad \\frac{\\text{upper} - \\text{lower}}{\\text{lower}} \\le \\text{rtol},
+        \\text{lower} \\;\\le\\; W_p^p(\\alpha, \\beta)
+        = \\min_{P \\in \\Pi(a, b)} \\sum_{ij} P_{ij}\\, d(x_i, y_j)^p \\;\\le\\; \\text{upper},
+        \\qquad \\frac{\\text{upper} - \\text{lower}}{\\text{lower}} \\le \\text{rtol},
 
     proven under floating point for the exact points and weights (see the theory page "What a
     certificate proves"), for clouds too large for the linear program: nothing of size ``n x m`` is ever
@@ -234,7 +248,8 @@ def certified_wasserstein(x, y, *, a=None, b=None, p: float = 2, metric: str = "
     -----
     Each solve costs ``O(n m d)`` per Sinkhorn iteration and each bound ``O(n m d)`` (about six passes over
     the cost), in float64 for numpy input; memory is ``O((n + m) d)`` plus blocks of the cost. The width
-    reached at ``eps`` is about ``(d / 2) eps`` for clouds sampled from densities in dimension ``d``: a relative
+    reached at ``eps`` is about ``(d / 2) eps`` for clouds sampled from densities in dimension ``d``: a
+    relative
     width ``rtol`` needs ``eps`` of order ``rtol W_p^p / d``, and the iterations grow as ``eps`` shrinks.
 
     References
@@ -288,19 +303,14 @@ def certified_wasserstein(x, y, *, a=None, b=None, p: float = 2, metric: str = "
         began = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # the bounds hold whatever the iterations did
-            if potentials is None:
-                options = {"eps_scaling": 0.5}
-            elif WARM_SCALING:
-                options = {"init": potentials, "eps_init": previous, "eps_scaling": 0.5}
-            else:
-                options = {"init": potentials}
+            options = {} if potentials is None else {"init": potentials}  # warm start from the last solve
             result = sinkhorn(a, b, geom, eps=eps, tol=tol, max_iter=budget, **options)
             low, high = float(result.lower), float(result.upper)
         seconds = time.perf_counter() - began
         n_iter = int(result.n_iter)
         total_iter += n_iter
         per_iter = seconds / max(n_iter + 6, 1)  # about six passes of the bounds
-        potentials, previous = result.potentials, eps
+        potentials = result.potentials
         lower, upper = max(lower, low), min(upper, high)
         stages.append(BracketStage(eps=eps, lower=low, upper=high, n_iter=n_iter,
                                    marginal_error=float(result.marginal_error), seconds=seconds))
@@ -311,17 +321,20 @@ def certified_wasserstein(x, y, *, a=None, b=None, p: float = 2, metric: str = "
             break
         # the stage's own width shrinks about linearly with eps: aim below the target, at most eps_scaling
         own = high - low
-        ratio = AIM * max(rtol * max(lower, 0.0), atol) / own if own > 0 and math.isfinite(own) else eps_scaling
+        target = max(rtol * max(lower, 0.0), atol)
+        ratio = AIM * target / own if own > 0 and math.isfinite(own) else eps_scaling
         eps *= min(eps_scaling, max(0.1, ratio))
 
     width = upper - lower
     converged = bool(lower > -math.inf and width <= max(rtol * lower, atol))
-    bracket = Bracket(lower=lower, upper=upper, p=p, rtol=float(rtol), converged=converged, eps=stages[-1].eps,
+    bracket = Bracket(lower=lower, upper=upper, p=p, rtol=float(rtol), converged=converged,
+                      eps=stages[-1].eps,
                       n_iter=total_iter, seconds=time.perf_counter() - start, stages=tuple(stages))
     if not converged:
         warnings.warn(
             f"certified_wasserstein: relative width {bracket.relative_width:.3g} > rtol={rtol:g} after "
-            f"{len(stages)} solve(s), {total_iter} iterations, eps={bracket.eps:.3g}, {bracket.seconds:.1f} s; "
+            f"{len(stages)} solve(s), {total_iter} iterations, eps={bracket.eps:.3g}, "
+            f"{bracket.seconds:.1f} s; "
             f"the bracket [{lower:.10g}, {upper:.10g}] is proven; allow more stages, iterations or time "
             f"(or an atol for values near 0)", ConvergenceWarning, stacklevel=2)
     return bracket

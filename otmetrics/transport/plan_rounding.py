@@ -22,7 +22,8 @@ without forming it (``C >= 0``):
 
 with ``alpha_i = (a_i - r_i)^+`` (``<= da_i``, so ``|alpha| <= D``),
 ``beta_j = (b_j - c_j)^+ + sum_i (1 - s_i) P_ij`` (``>= db_j``), ``E_c = sum_j (c_j - b_j)^+`` (the mass
-the column scaling removes, which bounds the rest of ``da``) and ``D <= sum_i (a_i - r_i)^+ + E_c``. The second form charges the missing mass
+the column scaling removes, which bounds the rest of ``da``) and ``D <= sum_i (a_i - r_i)^+ + E_c``.
+The second form charges the missing mass
 the average cost between the rows that lack mass and the columns that lost some, instead of the
 largest cost: much smaller for a nearly balanced plan. Costs of any sign use the first form plus
 ``(E_r + E_c) max(-C_min, 0)`` for the mass removed.
