@@ -151,10 +151,11 @@ def feasible_potentials(w: ExactWeights, cost: np.ndarray, u, v, plan=None):
     rows, cols = np.flatnonzero(w.ra > 0), np.flatnonzero(w.rb > 0)
     best = (-math.inf, None, None)
     starts = [(u, 0), (v, 1)]
-    if plan is not None:  # the potentials made tight on the plan's support (a basic solution's)
+    if plan is not None:  # the potentials made tight on the plan's support (a basic solution's): they carry
+        # the rounding of the costs on the support only, and replace the solver's (two transforms fewer)
         u_s, v_s = support_potentials(cost, plan, u, v)
         if u_s is not u:
-            starts += [(u_s, 0), (v_s, 1)]
+            starts = [(u_s, 0), (v_s, 1)]
     for start, axis in starts:
         first = feasible_c_transform_dense(cost, start, axis, rows=rows, cols=cols)
         second = feasible_c_transform_dense(cost, first, 1 - axis, rows=rows, cols=cols)

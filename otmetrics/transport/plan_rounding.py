@@ -110,7 +110,7 @@ def _removed_fraction(xp, rows, a, terms):
 
 def _support_max(cost, support):
     """The largest entry of ``cost`` between the rows and columns marked in ``support`` (all when None)."""
-    if support is not None:
+    if support is not None and not (support[0].all() and support[1].all()):
         rows, cols = support
         cost = cost[rows][:, cols]
     return float(cost.max()) if cost.size else 0.0
