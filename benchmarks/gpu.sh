@@ -18,7 +18,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
-PY="${PYTHON:-python}"
+PY="${PYTHON:-$(command -v python || command -v python3)}"
 SITE="${OTMETRICS_GPU_SITE:-${TMPDIR:-/tmp}/otmetrics-gpu-site}"
 
 start=$(date +%s)
