@@ -57,7 +57,7 @@ def test_dense_and_online_figures(report):
     dense = report["sections"]["dense"]
     for row in table(dense, "dtype"):
         assert row["finite cost"] is True
-        assert row["time per iteration (us)"] > 0
+        assert math.isfinite(row["time per iteration (us)"])  # a figure, not a timing assertion
     assert dense["data"]["copy_bandwidth_Bps"] > 0
     # the float32 cost is within float32 rounding of the float64 one at the default matmul precision
     assert table(dense, "matmul precision")[0]["max relative error of the cost"] < 1e-3
