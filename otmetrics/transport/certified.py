@@ -33,6 +33,8 @@ __all__ = ["Bracket", "BracketStage", "certified_wasserstein", "root_bracket"]
 TOL_SHARE = 0.05
 #: The next eps aims at this fraction of the target width (the width shrinks about linearly with eps).
 AIM = 0.6
+#: No new solve starts when the time left allows fewer iterations than this.
+MIN_ITER = 20
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,8 @@ def certified_wasserstein(x, y, *, a=None, b=None, p: float = 2, metric: str = "
     max_iter : int, default 5000
         The most Sinkhorn iterations per solve (also capped by what ``max_time`` leaves).
     max_time : float, optional
-        Seconds; no new solve starts after it.
+        Seconds. The iterations of a solve are capped to fit the time left (with its bounds), and no new
+        solve starts when the time left allows fewer than 20 iterations.
     chunk_size : int, optional
         Points per block of the online cost in the solver.
 
@@ -299,7 +302,9 @@ def certified_wasserstein(x, y, *, a=None, b=None, p: float = 2, metric: str = "
         budget = max_iter
         if max_time is not None and per_iter is not None:
             left = max_time - (time.perf_counter() - start)
-            budget = max(1, min(max_iter, int(left / per_iter) - 6))  # the bounds take about six passes
+            budget = min(max_iter, int(left / per_iter) - 6)  # the bounds take about six passes
+            if stages and budget < MIN_ITER:  # too little time left for a solve that could narrow it
+                break
         began = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # the bounds hold whatever the iterations did
