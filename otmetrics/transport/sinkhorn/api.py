@@ -16,6 +16,7 @@ soft-min operator (:mod:`.softmin`): a dense matrix, a batch, or a point cloud w
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from ..._core.warnings import ConvergenceWarning, NumericalWarning
 from ..costs import PointCloud
 from ..results import TransportResult, callable_plan
 from .envelope import attach_gradient, dual_value
+from .options import check_solver_options, schedule
 from .problem import check_options, diagnostic, initial_potentials, prepare, to_output
 
 __all__ = ["SinkhornResult", "sinkhorn", "sinkhorn_divergence"]
@@ -109,8 +111,9 @@ def _torch():
 # sinkhorn
 # ------------------------------------------------------------------------------------------------
 def sinkhorn(a, b, cost, eps: float, *, tol: float = 1e-6, max_iter: int = 10_000,
-             eps_scaling: float | None = None, eps_init: float | None = None, init=None,
-             mass_rtol: float = 1e-6) -> SinkhornResult:
+             eps_scaling: float | str | None = "auto", eps_init: float | None = None, init=None,
+             mass_rtol: float = 1e-6, acceleration: float | str | None = "auto", check_every: int = 10,
+             stage_tol: float | None = None, process_group=None) -> SinkhornResult:
     """Entropic optimal transport by log-domain Sinkhorn iterations, batched, with diagnostics.
 
     Solves
@@ -224,10 +227,16 @@ A batch of 8 problems between point clouds, in torch, with a differentiable obje
     torch.Size([8, 100, 2])
     """
     torch = _torch()
-    from . import loop
+    from . import loop, sharded
 
-    eps, tol, max_iter, eps_scaling, eps_init = check_options(eps, tol, max_iter, eps_scaling, eps_init)
-    prob = prepare(a, b, cost, mass_rtol=mass_rtol)
+    opts = check_solver_options(eps_scaling, stage_tol, acceleration, check_every)
+    eps, tol, max_iter, _, eps_init = check_options(eps, tol, max_iter, _factor(eps_scaling), eps_init)
+    group = None if process_group is None else sharded.check_group(process_group)
+    if group is None:
+        prob = prepare(a, b, cost, mass_rtol=mass_rtol)
+    else:
+        prob = sharded.prepare_sharded(a, b, cost, group, mass_rtol)
+        sharded.check_replicated(group, eps=eps, tol=tol, max_iter=max_iter)
     op = prob.op
     a_t, b_t = prob.a, prob.b
     a_d, b_d = a_t.detach(), b_t.detach()
@@ -235,12 +244,18 @@ A batch of 8 problems between point clouds, in torch, with a differentiable obje
     f0 = g0 = None
     if init is not None:
         f0, g0 = initial_potentials(init, prob)
-    schedule = loop.eps_schedule(eps, eps_init, eps_scaling, op.max_cost() if eps_scaling else 0.0)
+    stages = schedule(eps, eps_init, opts.eps_scaling, op.max_costs, init is not None)
     with torch.no_grad():
         out = loop.alternating(op, a_d, b_d, loga, logb, eps, tol=tol * prob.mass_a, max_iter=max_iter,
-                               schedule=schedule, f0=f0, g0=g0)
+                               schedule=stages, f0=f0, g0=g0, acceleration=opts.acceleration,
+                               check_every=opts.check_every,
+                               stage_tol=opts.stage_tolerance(tol) * prob.mass_a)
         transport = op.transport_cost(out.f, out.g, loga, logb, eps)
-    value = dual_value(a_d, b_d, out.f, out.g, out.plan_mass, eps, prob.mass_a, prob.mass_b)
+    if group is None:
+        value = dual_value(a_d, b_d, out.f, out.g, out.plan_mass, eps, prob.mass_a, prob.mass_b)
+    else:
+        value = sharded.dual_value_sharded(group, a_d, out.f, b_d, out.g, out.plan_mass, eps, prob.mass_a,
+                                           prob.mass_b)
     objective = attach_gradient(value.to(out.f.dtype), op, out.f, out.g, a_t, b_t, eps,
                                  prob.mass_a, prob.mass_b)
     _warn_unconverged("sinkhorn", out, tol, max_iter)
@@ -255,6 +270,11 @@ A batch of 8 problems between point clouds, in torch, with a differentiable obje
         n_iter=diagnostic(out.n_iter, prob, int), marginal_error=diagnostic(out.error, prob, float),
         eps=eps, tol=tol, _plan_fn=plan,
     )
+
+
+def _factor(eps_scaling):
+    """``eps_scaling`` for ``check_options`` (which validates a factor)."""
+    return None if isinstance(eps_scaling, str) else eps_scaling
 
 
 def _warn_unconverged(name, out, tol, max_iter):
@@ -283,8 +303,10 @@ def _same(u, v) -> bool:
 
 def sinkhorn_divergence(x, y, eps: float, *, a=None, b=None, p: float = 2, metric: str = "euclidean",
                         online: bool = False, chunk_size: int | None = None, tol: float = 1e-6,
-                        max_iter: int = 10_000, eps_scaling: float | None = None,
-                        eps_init: float | None = None, mass_rtol: float = 1e-6):
+                        max_iter: int = 10_000, eps_scaling: float | str | None = "auto",
+                        eps_init: float | None = None, mass_rtol: float = 1e-6,
+                        acceleration: float | str | None = "auto", check_every: int = 10,
+                        stage_tol: float | None = None, process_group=None):
     """The debiased Sinkhorn divergence between two point clouds.
 
     .. math::
@@ -313,8 +335,14 @@ def sinkhorn_divergence(x, y, eps: float, *, a=None, b=None, p: float = 2, metri
         Compute the costs in blocks, never storing them (see :class:`~otmetrics.PointCloud`).
     chunk_size : int, optional
         Points per block in online mode.
-    tol, max_iter, eps_scaling, eps_init, mass_rtol
-        As in :func:`sinkhorn`, for each of the three problems.
+    tol, max_iter, eps_scaling, eps_init, mass_rtol, acceleration, check_every, stage_tol
+        As in :func:`sinkhorn`, for each of the three problems (the self-transport problems use the
+        symmetric iteration, which needs no acceleration).
+    process_group : torch.distributed process group, optional
+        Shard ``x`` (and ``a``) over the ranks, as in :func:`sinkhorn`: each rank passes its shard of ``x``
+        and the same ``y`` (and ``b``); the cost is computed online. ``OT(x, y)`` and ``OT(x, x)`` are
+        sharded, ``OT(y, y)`` is solved on every rank. Every rank gets the same value; ``backward`` is a
+        collective (see :func:`sinkhorn`).
 
     Returns
     -------
@@ -354,47 +382,69 @@ def sinkhorn_divergence(x, y, eps: float, *, a=None, b=None, p: float = 2, metri
     (True, 0.0)
     """
     torch = _torch()
-    from . import loop
+    from . import loop, sharded
 
-    eps, tol, max_iter, eps_scaling, eps_init = check_options(eps, tol, max_iter, eps_scaling, eps_init)
-    geom_xy = PointCloud(x, y, p=p, metric=metric, online=online, chunk_size=chunk_size)
-    prob = prepare(a, b, geom_xy, mass_rtol=mass_rtol)
-    schedule = loop.eps_schedule(eps, eps_init, eps_scaling, prob.op.max_cost() if eps_scaling else 0.0)
+    opts = check_solver_options(eps_scaling, stage_tol, acceleration, check_every)
+    eps, tol, max_iter, _, eps_init = check_options(eps, tol, max_iter, _factor(eps_scaling), eps_init)
+    group = None if process_group is None else sharded.check_group(process_group)
+    geom_xy = PointCloud(x, y, p=p, metric=metric, online=online or group is not None, chunk_size=chunk_size)
+    if group is None:
+        prob = prepare(a, b, geom_xy, mass_rtol=mass_rtol)
+    else:
+        prob = sharded.prepare_sharded(a, b, geom_xy, group, mass_rtol)
+        sharded.check_replicated(group, eps=eps, tol=tol, max_iter=max_iter)
     a_t, b_t = prob.a, prob.b
     a_d, b_d = a_t.detach(), b_t.detach()
     loga, logb = torch.log(a_d), torch.log(b_d)
     tol_abs = tol * prob.mass_a
     mass = prob.mass_a
+    kw = dict(max_iter=max_iter, check_every=opts.check_every, stage_tol=opts.stage_tolerance(tol) * mass)
 
     def self_op(points, w):
         geom = PointCloud(points, p=p, metric=metric, online=online, chunk_size=chunk_size)
         return prepare(w, w, geom, mass_rtol=np.inf).op
 
-    def objective(op, res, w1, w2):
-        value = dual_value(w1.detach(), w2.detach(), res.f, res.g, res.plan_mass, eps, mass, mass)
+    def self_solve(op, w, logw):
+        stages = schedule(eps, eps_init, opts.eps_scaling, op.max_costs, False)
+        return loop.symmetric(op, w, logw, eps, tol=tol_abs, schedule=stages, **kw)
+
+    def objective(op, res, w1, w2, spread=None):
+        if spread is None:
+            value = dual_value(w1.detach(), w2.detach(), res.f, res.g, res.plan_mass, eps, mass, mass)
+        else:
+            value = sharded.dual_value_sharded(group, w1, res.f, w2, res.g, res.plan_mass, eps, mass, mass,
+                                               cols_sharded=spread)
         return attach_gradient(value.to(res.f.dtype), op, res.f, res.g, w1, w2, eps, mass, mass)
 
-    op_xx = self_op(geom_xy.x, a_t)
+    if group is None:
+        op_xx, same = self_op(geom_xy.x, a_t), _same_points(geom_xy) and _same(a_d, b_d)
+    else:
+        op_xx = sharded.ShardedSelfSoftMin(prob.op.x, p, metric, chunk_size, group=group,
+                                           leaf=prob.op.leaves()[0])
+        same = sharded.same_global_points(prob.op.x, prob.op.y, group) \
+            and sharded.same_global_points(a_d[..., None], b_d[..., None], group)
+    spread_xx, spread_xy = (None, None) if group is None else (True, False)
     with torch.no_grad():
-        res_xx = loop.symmetric(op_xx, a_d, loga, eps, tol=tol_abs, max_iter=max_iter, schedule=schedule)
-    d_xx = objective(op_xx, res_xx, a_t, a_t)
-    if _same_points(geom_xy) and _same(a_d, b_d):
+        res_xx = self_solve(op_xx, a_d, loga)
+    d_xx = objective(op_xx, res_xx, a_t, a_t, spread_xx)
+    op_yy = self_op(prob.op.leaves()[1] if group is not None else geom_xy.y, b_t)
+    if same:
         # one measure: the three problems share the solution of OT(alpha, alpha); the value is exactly 0
         # and the gradients cancel, as they should at the minimum
-        op_yy = self_op(geom_xy.y, b_t)
         res_xy = res_yy = res_xx
-        d_yy = objective(op_yy, res_xx, b_t, b_t)
-        d_xy = objective(prob.op, res_xx, a_t, b_t)
+        if group is not None:  # OT(y, y) needs the potential on all of y
+            res_yy = _gathered(res_xx, group)
+        d_yy = objective(op_yy, res_yy, b_t, b_t)
+        d_xy = objective(prob.op, _paired(res_xx, res_yy), a_t, b_t, spread_xy)
     else:
-        op_yy = self_op(geom_xy.y, b_t)
         with torch.no_grad():
-            res_yy = loop.symmetric(op_yy, b_d, logb, eps, tol=tol_abs, max_iter=max_iter, schedule=schedule)
+            res_yy = self_solve(op_yy, b_d, logb)
             # warm start from the self-transport potentials: much faster when the measures are close
             # (e.g. late in a training loop), and no slower than a cold start or the schedule otherwise
-            res_xy = loop.alternating(prob.op, a_d, b_d, loga, logb, eps, tol=tol_abs, max_iter=max_iter,
-                                      schedule=[], f0=res_xx.f, g0=res_yy.f)
+            res_xy = loop.alternating(prob.op, a_d, b_d, loga, logb, eps, tol=tol_abs, schedule=[],
+                                      f0=res_xx.f, g0=res_yy.f, acceleration=opts.acceleration, **kw)
         d_yy = objective(op_yy, res_yy, b_t, b_t)
-        d_xy = objective(prob.op, res_xy, a_t, b_t)
+        d_xy = objective(prob.op, res_xy, a_t, b_t, spread_xy)
     for name, res in (("OT(x, y)", res_xy), ("OT(x, x)", res_xx), ("OT(y, y)", res_yy)):
         _warn_unconverged(f"sinkhorn_divergence, {name}", res, tol, max_iter)
 
@@ -409,6 +459,19 @@ def sinkhorn_divergence(x, y, eps: float, *, a=None, b=None, p: float = 2, metri
             f"({slack.max():.3g}); reported as 0", NumericalWarning, stacklevel=2,
         )
     return to_output(raw.clamp_min(0.0), prob)
+
+
+def _gathered(res, group):
+    """The symmetric solution ``res`` of the sharded ``OT(x, x)`` with its potential on all the points."""
+    from ..._core.distributed import all_gather_rows
+
+    full = all_gather_rows(res.f.T.contiguous(), group).T.contiguous()
+    return dataclasses.replace(res, f=full, g=full)
+
+
+def _paired(res_xx, res_yy):
+    """The pair ``(f on x, g on y)`` of one measure's self-transport solution, for ``OT(x, y)`` with x = y."""
+    return dataclasses.replace(res_xx, g=res_yy.g)
 
 
 def _same_points(geom: PointCloud) -> bool:
