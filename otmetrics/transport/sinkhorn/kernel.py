@@ -81,16 +81,13 @@ class ScalingKernel:
 
     @staticmethod
     def _build(cost, F, G, eps, low, allow_sparse):
-        logk = cost.neg().add_(F[:, None]).add_(G[None, :]).div_(eps)
+        logk = torch.add(F[:, None], G[None, :]).sub_(cost).mul_(1.0 / eps)
         if allow_sparse:
             keep = logk >= LOG_TRUNCATION
             n, m = keep.shape
-            count = int(keep.sum())
-            if count <= SPARSE_DENSITY * n * m:
-                rows = keep.sum(1)
-                cols = keep.sum(0)
-                if bool((rows > 0).all()) and bool((cols > 0).all()):
-                    return _csr_pair(logk, keep)
+            if int(torch.count_nonzero(keep)) <= SPARSE_DENSITY * n * m \
+                    and bool(keep.any(1).all()) and bool(keep.any(0).all()):
+                return _csr_pair(logk, keep)
         return logk.clamp_min_(low).exp_()
 
     def matvec(self, v, transpose: bool):

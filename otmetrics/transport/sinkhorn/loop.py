@@ -12,11 +12,15 @@ of ``P`` sum to ``b``) followed by a row update of ``f``; both may be over-relax
 
 **Checks.** Convergence is checked every ``check_every`` iterations (and at the first iteration of each
 stage, and when a problem reaches ``max_iter``), with one copy of a few numbers per problem to the host;
-nothing else synchronises with the device. A check iteration uses the plain column update, so that the
-columns are exact and the row sums of the plan of ``(f, g)`` are ``a_i exp((f_i - f'_i) / eps)`` with
-``f' = T(g)`` the next row update:
+nothing else synchronises with the device. A check measures the pair ``(f, g)`` after the column update of
+the check iteration: with ``g' = T(f)`` the column update's target and ``f' = T(g)`` the next row update
+(both computed anyway), the plan of ``(f, g)`` has row sums ``a_i exp((f_i - f'_i) / eps)`` and column sums
+``b_j exp((g_j - g'_j) / eps)``, so
 
-    err = sum_i a_i |exp((f_i - f'_i) / eps) - 1|.
+    err = sum_i a_i |exp((f_i - f'_i) / eps) - 1| + sum_j b_j |exp((g_j - g'_j) / eps) - 1|
+
+(the column term is zero for an unrelaxed update) costs no extra pass over the cost, and checking does not
+change the iterates: the same iterations run whatever ``check_every``.
 
 A problem whose error is ``<= tol`` is frozen with the pair ``(f, g)`` whose error was measured, and leaves
 the batch (which is compacted, so frozen problems cost nothing); the others go on.
@@ -36,6 +40,7 @@ import numpy as np
 import torch
 
 from .kernel import ScalingKernel
+from . import relaxation
 from .relaxation import Relaxation, relax_potential, relax_scaling
 from .softmin import SoftMin, soft_c_transform
 
@@ -99,11 +104,19 @@ def host_copy(*tensors) -> np.ndarray:
     return torch.stack(tensors).to("cpu", torch.float64).numpy()
 
 
-def _row_stats(op: SoftMin, a, f, f_next, eps):
-    """``sum_i a_i |exp((f_i - f'_i) / eps) - 1|`` and ``sum_i a_i exp(...)`` per problem."""
+def _damped(step: int) -> bool:
+    """Whether iteration ``step + 1`` of a stage takes the plain column update (:data:`.DAMPING`)."""
+    return (step + 1) % relaxation.DAMPING == 0
+
+
+def _row_stats(op: SoftMin | None, a, f, f_next, eps):
+    """``sum_i a_i |exp((f_i - f'_i) / eps) - 1|`` and ``sum_i a_i exp(...)`` per problem (summed over the
+    ranks by a sharded ``op``; ``op=None``: a local sum)."""
     ratio = torch.exp((f - f_next) / eps)
     term = torch.where(a > 0, a * (ratio - 1.0).abs(), torch.zeros_like(a))
     mass = torch.where(a > 0, a * ratio, torch.zeros_like(a))
+    if op is None:
+        return term.sum(1), mass.sum(1)
     return op.row_sum(term), op.row_sum(mass)
 
 
@@ -195,7 +208,7 @@ class _Alternating:
         self.g = torch.zeros_like(b) if g0 is None else g0.clone()
         self.warm = f0 is not None
         self.n_iter = np.zeros(op.batch, dtype=np.int64)
-        self.relax = Relaxation(op.batch, acceleration)
+        self.relax = Relaxation(op.batch, acceleration, a)
         self.use_kernel = use_kernel and op.is_dense
         self.used_kernel = False
 
@@ -207,7 +220,6 @@ class _Alternating:
             idx = np.flatnonzero(runs)
             out = _Frozen(self.f, self.g, self.op.batch)
             if idx.size:
-                self.relax.start_stage(idx)
                 self._stage(idx, eps, tol, budget, out, self._kernel_first(idx, started, eps))
             started |= runs
         converged = out.done.copy()
@@ -252,7 +264,7 @@ class _Alternating:
         f, g = pick(self.f), pick(self.g)
         start = self.n_iter[active].copy()
         plain = self.relax.plain
-        omega = None if plain else self.relax.omega_tensor(active, a)
+        relax = self.relax.take(sel)
         kernel, fallbacks, it = None, 0, 0
         F = G = u = v = None
         if kernel_first:
@@ -265,10 +277,12 @@ class _Alternating:
             block = 1 if it == 0 else min(self.check_every - it % self.check_every, remaining)
             if kernel is not None:
                 u0, v0 = u.clone(), v.clone()
-                u, v, s = self._kernel_block(kernel, a, b, u, v, block, plain, omega)
+                u, v, s, t = self._kernel_block(sub, kernel, a, b, u, v, block, plain, relax, it)
                 wsum = s.mul(u).mul_(a)  # the row sums a_i u_i (K b v)_i of the plan
                 err, mass = (wsum - a).abs_().sum(1), wsum.sum(1)
-                drift = torch.stack([t.log().abs_().amax(1) for t in (u, v, s)]).amax(0)
+                if not plain:  # the columns of a relaxed update: b_j v_j (K^T a u)_j
+                    err = err + t.mul(v).mul_(b).sub_(b).abs_().sum(1)
+                drift = torch.stack([x.log().abs_().amax(1) for x in (u, v, s)]).amax(0)
                 stats = host_copy(err, mass, drift)
                 if not np.all(np.isfinite(stats)):
                     # a scaling under- or overflowed: redo the block in the log domain from the last check
@@ -277,8 +291,10 @@ class _Alternating:
                     kernel = None
                     continue
             else:
-                f, g, f_next = self._log_block(sub, a, la, lb, f, g, block, eps, plain, omega)
+                f, g, f_next, g_next = self._log_block(sub, a, la, lb, f, g, block, eps, plain, relax, it)
                 err, mass = _row_stats(sub, a, f, f_next, eps)
+                if not plain:  # the columns (never sharded) of a relaxed update
+                    err = err + _row_stats(None, b, g, g_next, eps)[0]
                 stats = host_copy(err, mass)
             it += block
             self.n_iter[active] = start + it
@@ -286,68 +302,91 @@ class _Alternating:
             stop = done | (start + it >= budget)
             if stop.any():
                 mask = torch.as_tensor(np.flatnonzero(stop), device=device)
+                # points of zero weight get the soft c-transform of the other potential
                 if kernel is None:
                     f_out = torch.where(a > 0, f, f_next).index_select(0, mask)
-                    g_out = g.index_select(0, mask)
+                    g_out = torch.where(b > 0, g, g_next).index_select(0, mask)
                 else:
                     u_out = torch.where(a > 0, u, s.reciprocal())
+                    v_out = torch.where(b > 0, v, t.reciprocal())
                     f_out = (F + eps * torch.log(u_out)).index_select(0, mask)
-                    g_out = (G + eps * torch.log(v)).index_select(0, mask)
+                    g_out = (G + eps * torch.log(v_out)).index_select(0, mask)
                 out.write(active[stop], torch.as_tensor(active[stop], device=device), f_out, g_out,
                           stats[0][stop], stats[1][stop], done[stop], kernel is not None and kernel.sparse)
+                self.relax.put(torch.as_tensor(active[stop], device=device), _subset(relax, mask))
                 keep = ~stop
                 if not keep.any():
                     break
                 sel = torch.as_tensor(np.flatnonzero(keep), device=device)
                 active, start = active[keep], start[keep]
                 sub = self.op.select(torch.as_tensor(active, device=device))
-                a, b, la, lb = (t.index_select(0, sel) for t in (a, b, la, lb))
+                a, b, la, lb = (x.index_select(0, sel) for x in (a, b, la, lb))
                 stats = stats[:, keep]
+                relax.select(sel)
                 if kernel is None:
-                    f, g, f_next = (t.index_select(0, sel) for t in (f, g, f_next))
+                    f, g, f_next = (x.index_select(0, sel) for x in (f, g, f_next))
                 else:
                     kernel.select(keep, sel)
-                    F, G, u, v, s = (t.index_select(0, sel) for t in (F, G, u, v, s))
-            if not plain:
-                self.relax.observe(active, stats[0], start + it)
-                omega = self.relax.omega_tensor(active, a)
+                    F, G, u, v, s = (x.index_select(0, sel) for x in (F, G, u, v, s))
             # the row update of the check iteration
             if kernel is None:
-                f = f_next if plain else relax_potential(f, f_next, omega, eps)
+                f = f_next if plain else relax_potential(f, f_next, relax.factor(f), eps)
                 if self.use_kernel and fallbacks < _MAX_FALLBACKS:  # enter the scaling form
                     F, G = f, g
                     kernel = ScalingKernel(sub, F, G, eps)
                     u, v = torch.ones_like(F), torch.ones_like(G)
                     self.used_kernel = True
             else:
-                u = s.reciprocal_() if plain else relax_scaling(u, s.mul_(u), omega)
+                u = s.reciprocal_() if plain else relax_scaling(u, s.mul_(u), relax.factor(u))
                 if stats[2].max() > kernel.drift:  # absorb the scalings into the potentials
                     F, G = F + eps * torch.log(u), G + eps * torch.log(v)
                     kernel = ScalingKernel(sub, F, G, eps)
                     u, v = torch.ones_like(u), torch.ones_like(v)
 
     @staticmethod
-    def _log_block(op, a, la, lb, f, g, block, eps, plain, omega):
+    def _log_block(op, a, la, lb, f, g, block, eps, plain, relax, it):
         """``block`` iterations in the log domain; the last one stops after its column update and returns
-        ``(f, g, T(g))``: the pair to check and the next row update."""
+        ``(f, g, T(g), T(f))``: the pair to check, the next row update and the column update's target."""
+        omega = None if plain else relax.factor(f)
         for step in range(block):
             t_g = soft_c_transform(op, f, la, eps, to="cols")
-            g = t_g if (plain or step == block - 1) else relax_potential(g, t_g, omega, eps)
+            damped = _damped(it + step)
+            g = t_g if (plain or damped) else relax_potential(g, t_g, omega, eps)
             t_f = soft_c_transform(op, g, lb, eps, to="rows")
+            if damped and relax.adaptive:
+                relax.observe(_row_stats(op, a, f, t_f, eps)[0], relaxation.DAMPING)
+                omega = relax.factor(f)
             if step == block - 1:
-                return f, g, t_f
+                return f, g, t_f, t_g
             f = t_f if plain else relax_potential(f, t_f, omega, eps)
 
     @staticmethod
-    def _kernel_block(kernel, a, b, u, v, block, plain, omega):
-        """As :meth:`_log_block` in the scaling form: returns ``(u, v, K (b v))``."""
+    def _kernel_block(op, kernel, a, b, u, v, block, plain, relax, it):
+        """As :meth:`_log_block` in the scaling form: returns ``(u, v, K (b v), K^T (a u))``."""
+        omega = None if plain else relax.factor(u)
         for step in range(block):
             t = kernel.matvec(a * u, transpose=True)
-            v = t.reciprocal_() if (plain or step == block - 1) else relax_scaling(v, t.mul_(v), omega)
+            last = step == block - 1
+            damped = _damped(it + step)
+            if plain or damped:
+                v = t.reciprocal() if last else t.reciprocal_()
+            else:
+                v = relax_scaling(v, t.mul(v) if last else t.mul_(v), omega)
             s = kernel.matvec(b * v, transpose=False)
-            if step == block - 1:
-                return u, v, s
+            if damped and relax.adaptive:
+                relax.observe(op.row_sum(s.mul(u).mul_(a).sub_(a).abs_()), relaxation.DAMPING)
+                omega = relax.factor(u)
+            if last:
+                return u, v, s, t
             u = s.reciprocal_() if plain else relax_scaling(u, s.mul_(u), omega)
+
+
+def _subset(relax: Relaxation, index) -> Relaxation:
+    part = Relaxation.__new__(Relaxation)
+    part.mode = relax.mode
+    for name in ("omega", "lam", "prev", "count"):
+        setattr(part, name, getattr(relax, name).index_select(0, index))
+    return part
 
 
 def symmetric(op: SoftMin, a, loga, eps: float, *, tol: np.ndarray, max_iter: int, schedule: list[float],

@@ -27,7 +27,7 @@ __all__ = ["SolverOptions", "check_solver_options", "schedule", "AUTO_FACTOR", "
 #: The temperature ratio between two stages of the automatic annealing.
 AUTO_FACTOR = 0.5
 #: Automatic annealing runs when ``eps < AUTO_BELOW * max cost``.
-AUTO_BELOW = 0.01
+AUTO_BELOW = 3e-4
 #: The default tolerance of the intermediate stages (relative to the mass, like ``tol``).
 AUTO_STAGE_TOL = 1e-2
 #: The default number of iterations between convergence checks.

@@ -23,12 +23,14 @@ the marginal errors tend to 0: **a relaxed iteration converges whenever plain Si
 estimate of ``w``. Near the solution ``x -> 0`` and the cap ``1 + sqrt(1 - c)`` (``1.9995``) is inactive.
 The safeguard costs a few operations on vectors of length ``n`` (none on the ``n x m`` cost).
 
-**The adaptive choice.** The iterations start plain; at each convergence check the rate ``rho`` per iteration
-of the marginal error since the previous check is measured, and the plain rate it implies is inverted from
-Young's relation ``(rho + w - 1)^2 = w^2 lambda rho`` (``rho = lambda`` when ``w = 1``). The estimate of
-``lambda`` only increases (the slow modes dominate late), and ``w = w*(lambda)``, capped at :data:`OMEGA_MAX`.
-An error that did not decrease leaves ``w`` as it was. Everything here runs on the host at the checks, on
-``B`` numbers: nothing is synchronised between checks.
+**The adaptive choice.** The iterations start plain. Every :data:`DAMPING`-th iteration takes the plain
+column update (which also damps the oscillations of strongly over-relaxed iterations), so that its pair has
+exact columns and a clean row error; the rate ``rho`` per iteration of that error between two such iterations
+is measured, and the plain rate it implies is inverted from Young's relation
+``(rho + w - 1)^2 = w^2 lambda rho`` (``rho = lambda`` when ``w = 1``). The estimate of ``lambda`` only
+increases (the slow modes dominate late), and ``w = w*(lambda)``, capped at :data:`OMEGA_MAX`. An error that
+did not decrease leaves ``w`` as it was. All of this is a few operations on ``B`` numbers on the device:
+the iterates do not depend on how often convergence is checked, and nothing is synchronised with the host.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["ASCENT_FRACTION", "OMEGA_MAX", "Relaxation", "check_acceleration", "relax_potential",
+__all__ = ["ASCENT_FRACTION", "OMEGA_MAX", "DAMPING", "Relaxation", "check_acceleration", "relax_potential",
            "relax_scaling"]
 
 #: The fraction of the plain step's gain of the dual that a relaxed step keeps (see the module docstring).
@@ -49,8 +51,14 @@ _SLOPE = math.sqrt(1.0 - ASCENT_FRACTION)
 #: Sinkhorn contracts by ``1 - 6e-6`` per iteration or more slowly).
 OMEGA_MAX = 1.995
 
-#: Checks run plain at the start of the first stage before the rate is trusted.
+#: Observations (every :data:`DAMPING` iterations) made with plain steps before the rate is trusted.
 _WARMUP_CHECKS = 3
+
+#: Every ``DAMPING``-th iteration takes the unrelaxed column update. Measured on problems whose plain
+#: convergence is sublinear (``docs/benchmarks.md``): without it the over-relaxed iteration can stall near
+#: ``w = 2`` (the error then decays by ``1e-4`` per 10 iterations instead of ``1e-1``); its exact columns
+#: also give the clean row errors from which the rate is estimated.
+DAMPING = 10
 
 
 def check_acceleration(acceleration):
@@ -87,54 +95,81 @@ def relax_scaling(s, ratio, omega):
 
 
 class Relaxation:
-    """Per-problem relaxation factors for a batch, updated at the convergence checks.
+    """Per-problem relaxation factors of a batch, estimated on the device (no host synchronisation).
 
     Parameters
     ----------
     batch : int
     mode : ``"auto"``, ``None`` (plain Sinkhorn) or a fixed factor in ``[1, 2)``.
+    like : tensor
+        Gives the device and dtype of the state.
+
+    The loop calls :meth:`observe` after every unrelaxed column update (every :data:`DAMPING`-th iteration,
+    whose pair has exact columns), with the row error of that pair; the factor of a problem is re-estimated
+    from the rate between two such observations of the same stage.
     """
 
-    def __init__(self, batch: int, mode):
+    def __init__(self, batch: int, mode, like):
+        import torch
+
         self.mode = mode
         fixed = 1.0 if mode in (None, "auto") else float(mode)
-        self.omega = np.full(batch, fixed)
-        self.lam = np.zeros(batch)
-        self.prev_err = np.full(batch, np.nan)
-        self.prev_iter = np.zeros(batch, dtype=np.int64)
-        self.checks = np.zeros(batch, dtype=np.int64)
+        opts = dict(dtype=torch.float64, device=like.device)
+        self.omega = torch.full((batch,), fixed, **opts)
+        self.lam = torch.zeros(batch, **opts)
+        self.prev = torch.full((batch,), float("nan"), **opts)
+        self.count = torch.zeros(batch, **opts)
 
     @property
     def plain(self) -> bool:
         """True when every step is Sinkhorn's (no relaxation operations at all)."""
         return self.mode is None or (self.mode != "auto" and float(self.mode) == 1.0)
 
-    def start_stage(self, idx):
-        """Forget the previous errors of problems ``idx`` (a new eps: errors are not comparable)."""
-        self.prev_err[idx] = np.nan
+    @property
+    def adaptive(self) -> bool:
+        return self.mode == "auto"
 
-    def observe(self, idx, err, n_iter):
-        """Record the errors ``err`` of problems ``idx`` at iteration counts ``n_iter``; update ``w``."""
-        if self.mode != "auto":
-            return
-        prev, prev_iter = self.prev_err[idx], self.prev_iter[idx]
-        self.prev_err[idx], self.prev_iter[idx] = err, n_iter
-        self.checks[idx] += 1
-        steps = n_iter - prev_iter
-        ok = np.isfinite(prev) & (err < prev) & (err > 0) & (steps >= 2) & (self.checks[idx] > _WARMUP_CHECKS)
-        if not ok.any():
-            return
-        omega = self.omega[idx][ok]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho = (err[ok] / prev[ok]) ** (1.0 / steps[ok])
-            lam = np.clip((rho + omega - 1.0) ** 2 / (omega**2 * rho), 0.0, 1.0)
-        lam = np.where(np.isfinite(lam), lam, 0.0)
-        sel = np.asarray(idx)[ok]
-        self.lam[sel] = np.maximum(self.lam[sel], lam)
-        self.omega[sel] = np.minimum(OMEGA_MAX, 2.0 / (1.0 + np.sqrt(1.0 - self.lam[sel])))
-
-    def omega_tensor(self, idx, like):
-        """The factors of problems ``idx`` as a ``(len(idx), 1)`` tensor like ``like`` (a host-to-device copy)."""
+    def take(self, idx) -> "Relaxation":
+        """The state of problems ``idx`` (a device index tensor), with the previous errors forgotten (a new
+        stage: errors at another eps are not comparable)."""
         import torch
 
-        return torch.as_tensor(self.omega[idx], dtype=like.dtype).to(like.device)[:, None]
+        out = Relaxation.__new__(Relaxation)
+        out.mode = self.mode
+        out.omega, out.lam, out.count = (t.index_select(0, idx) for t in (self.omega, self.lam, self.count))
+        out.prev = torch.full_like(out.lam, float("nan"))
+        return out
+
+    def put(self, idx, part: "Relaxation"):
+        """Write back the state of problems ``idx`` from ``part`` (as returned by :meth:`take`)."""
+        for name in ("omega", "lam", "count"):
+            getattr(self, name).index_copy_(0, idx, getattr(part, name))
+
+    def select(self, sel):
+        """Keep the problems ``sel`` (device indices) of this subset."""
+        for name in ("omega", "lam", "prev", "count"):
+            setattr(self, name, getattr(self, name).index_select(0, sel))
+
+    def factor(self, like):
+        """The factors as a ``(B, 1)`` tensor in the dtype of ``like``."""
+        return self.omega.to(like.dtype)[:, None]
+
+    def observe(self, err, steps: int):
+        """Record the row errors ``err`` ``(B,)`` of unrelaxed pairs ``steps`` iterations after the previous
+        ones; update the factors (device operations only)."""
+        import torch
+
+        if self.mode != "auto":
+            return
+        err = err.to(torch.float64)
+        prev = self.prev
+        ok = torch.isfinite(prev) & (err < prev) & (err > 0) & (self.count >= _WARMUP_CHECKS)
+        rho = (err / prev).pow(1.0 / steps)
+        omega = self.omega
+        lam = ((rho + omega - 1.0) ** 2 / (omega**2 * rho)).clamp(0.0, 1.0)
+        lam = torch.where(ok & torch.isfinite(lam), lam, torch.zeros_like(lam))
+        self.lam = torch.maximum(self.lam, lam)
+        best = (2.0 / (1.0 + torch.sqrt(1.0 - self.lam))).clamp_max(OMEGA_MAX)
+        self.omega = torch.where(ok, best, omega)
+        self.prev = err
+        self.count = self.count + 1.0
