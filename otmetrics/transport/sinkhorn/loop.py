@@ -384,7 +384,7 @@ class _Alternating:
 def _subset(relax: Relaxation, index) -> Relaxation:
     part = Relaxation.__new__(Relaxation)
     part.mode = relax.mode
-    for name in ("omega", "lam", "prev", "count"):
+    for name in ("omega", "lam", "prev", "count", "plain_rate"):
         setattr(part, name, getattr(relax, name).index_select(0, index))
     return part
 

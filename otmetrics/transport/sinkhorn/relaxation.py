@@ -29,7 +29,9 @@ exact columns and a clean row error; the rate ``rho`` per iteration of that erro
 is measured, and the plain rate it implies is inverted from Young's relation
 ``(rho + w - 1)^2 = w^2 lambda rho`` (``rho = lambda`` when ``w = 1``). The estimate of ``lambda`` only
 increases (the slow modes dominate late), and ``w = w*(lambda)``, capped at :data:`OMEGA_MAX`. An error that
-did not decrease leaves ``w`` as it was. All of this is a few operations on ``B`` numbers on the device:
+did not decrease leaves ``w`` as it was. Rates measured in the transient can ratchet ``w`` up to the cap on
+problems whose asymptotic plain rate is moderate; at the cap, a rate slower than the plain rate measured
+during the warm-up backs ``w`` off (``2 - w`` doubled, down to ``w*`` of that plain rate). All of this is a few operations on ``B`` numbers on the device:
 the iterates do not depend on how often convergence is checked, and nothing is synchronised with the host.
 """
 
@@ -119,6 +121,7 @@ class Relaxation:
         self.lam = torch.zeros(batch, **opts)
         self.prev = torch.full((batch,), float("nan"), **opts)
         self.count = torch.zeros(batch, **opts)
+        self.plain_rate = torch.ones(batch, **opts)
 
     @property
     def plain(self) -> bool:
@@ -136,18 +139,19 @@ class Relaxation:
 
         out = Relaxation.__new__(Relaxation)
         out.mode = self.mode
-        out.omega, out.lam, out.count = (t.index_select(0, idx) for t in (self.omega, self.lam, self.count))
+        out.omega, out.lam, out.count, out.plain_rate = (
+            t.index_select(0, idx) for t in (self.omega, self.lam, self.count, self.plain_rate))
         out.prev = torch.full_like(out.lam, float("nan"))
         return out
 
     def put(self, idx, part: "Relaxation"):
         """Write back the state of problems ``idx`` from ``part`` (as returned by :meth:`take`)."""
-        for name in ("omega", "lam", "count"):
+        for name in ("omega", "lam", "count", "plain_rate"):
             getattr(self, name).index_copy_(0, idx, getattr(part, name))
 
     def select(self, sel):
         """Keep the problems ``sel`` (device indices) of this subset."""
-        for name in ("omega", "lam", "prev", "count"):
+        for name in ("omega", "lam", "prev", "count", "plain_rate"):
             setattr(self, name, getattr(self, name).index_select(0, sel))
 
     def factor(self, like):
@@ -162,14 +166,25 @@ class Relaxation:
         if self.mode != "auto":
             return
         err = err.to(torch.float64)
-        prev = self.prev
-        ok = torch.isfinite(prev) & (err < prev) & (err > 0) & (self.count >= _WARMUP_CHECKS)
+        prev, omega = self.prev, self.omega
+        seen = torch.isfinite(prev) & (err > 0)
         rho = (err / prev).pow(1.0 / steps)
-        omega = self.omega
+        warm = self.count >= _WARMUP_CHECKS
+        # the plain rate, measured while the steps are plain (the warm-up)
+        plain = seen & (rho < 1) & ~warm
+        self.plain_rate = torch.where(plain, rho, self.plain_rate)
+        ok = seen & (rho < 1) & warm
         lam = ((rho + omega - 1.0) ** 2 / (omega**2 * rho)).clamp(0.0, 1.0)
         lam = torch.where(ok & torch.isfinite(lam), lam, torch.zeros_like(lam))
         self.lam = torch.maximum(self.lam, lam)
+        # at the cap and slower than plain Sinkhorn was at the start: the estimate ratcheted up on transient
+        # rates (w above its optimum converges like w - 1 = 0.995); back off, halving 2 - w, but not below
+        # w*(plain rate)
+        restart = seen & warm & (omega >= OMEGA_MAX) & (rho >= self.plain_rate)
+        floor = 2.0 / (1.0 + torch.sqrt(1.0 - self.plain_rate))
+        back = torch.maximum(2.0 - 2.0 * (2.0 - omega), floor)
+        self.lam = torch.where(restart, 1.0 - ((2.0 - back) / back) ** 2, self.lam)
         best = (2.0 / (1.0 + torch.sqrt(1.0 - self.lam))).clamp_max(OMEGA_MAX)
-        self.omega = torch.where(ok, best, omega)
+        self.omega = torch.where(ok | restart, best, omega)
         self.prev = err
         self.count = self.count + 1.0

@@ -23,6 +23,8 @@ overflow or underflow whatever ``eps``.
 from __future__ import annotations
 
 import abc
+import functools
+import math
 
 import torch
 
@@ -40,6 +42,7 @@ def block_elements(device: torch.device) -> int:
     return _BLOCK_GPU if device.type == "cuda" else _BLOCK_CPU
 
 
+@functools.lru_cache(maxsize=None)
 def exp_floor(dtype: torch.dtype) -> float | None:
     """The exponent below which terms are negligible and exp() is slow: ``log(tiny) + 8``.
 
@@ -49,8 +52,7 @@ def exp_floor(dtype: torch.dtype) -> float | None:
     subnormals), several times slower. Clamping them there keeps every ``exp`` on the fast path.
     None for dtypes too short for this (no clamping).
     """
-    floor = float(torch.finfo(dtype).tiny)
-    floor = float(torch.log(torch.tensor(floor, dtype=torch.float64))) + 8.0
+    floor = math.log(float(torch.finfo(dtype).tiny)) + 8.0  # plain floats: no tensor, no synchronisation
     return floor if floor < -50 else None
 
 
