@@ -215,7 +215,8 @@ def test_truncated_kernel_at_small_eps_matches_the_log_domain(monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # No host synchronisation between checks
 # ------------------------------------------------------------------------------------------------
-_CONVERSIONS = ("item", "cpu", "numpy", "tolist", "__bool__", "__float__", "__int__", "__index__", "__array__")
+_CONVERSIONS = ("item", "cpu", "numpy", "tolist", "__bool__", "__float__", "__int__", "__index__",
+                "__array__")
 
 
 def _count_conversions(monkeypatch):

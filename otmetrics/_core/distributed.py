@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["world_size", "comm_device", "all_reduce_sum", "all_gather_ints", "all_gather_rows", "is_initialised",
-           "rank", "all_gather_tensor", "broadcast_tensor"]
+__all__ = ["world_size", "comm_device", "all_reduce_sum", "all_gather_ints", "all_gather_rows",
+           "is_initialised", "rank", "all_gather_tensor", "broadcast_tensor"]
 
 
 def _dist():

@@ -1,7 +1,7 @@
 """The scaling form of Sinkhorn on stored costs: a kernel with absorbed potentials, dense or truncated.
 
-With potentials ``F``, ``G`` absorbed into ``K_ij = exp((F_i + G_j - C_ij) / eps)``, the log-domain updates are
-matrix-vector products with scalings ``u = exp((f - F) / eps)``, ``v = exp((g - G) / eps)``:
+With potentials ``F``, ``G`` absorbed into ``K_ij = exp((F_i + G_j - C_ij) / eps)``, the log-domain updates
+are matrix-vector products with scalings ``u = exp((f - F) / eps)``, ``v = exp((g - G) / eps)``:
 ``v <- 1 / K^T (a u)``, ``u <- 1 / K (b v)``. When the scalings drift far from 1 they are absorbed into
 ``F``, ``G`` and the kernel is rebuilt (Schmitzer 2019), so nothing under- or overflows at any ``eps``.
 

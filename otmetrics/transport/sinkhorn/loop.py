@@ -44,7 +44,8 @@ from . import relaxation
 from .relaxation import Relaxation, relax_potential, relax_scaling
 from .softmin import SoftMin, soft_c_transform
 
-__all__ = ["LoopResult", "Schedule", "alternating", "symmetric", "eps_schedule", "stage_count", "host_copy"]
+__all__ = ["LoopResult", "Schedule", "alternating", "symmetric", "eps_schedule", "stage_count", "host_copy",
+           "warn_unconverged"]
 
 #: Bytes of kernel per group of problems solved together on the CPU (about a core's L2 cache).
 _CPU_GROUP_BYTES = 2**21
@@ -80,8 +81,8 @@ class Schedule:
 
 
 def stage_count(eps: float, top, factor: float) -> np.ndarray:
-    """The number of stages ``eps / factor^k``, ``k = K, ..., 1``, with ``K`` the smallest that reaches ``top``
-    (``0`` where ``top <= eps``), per entry of ``top``."""
+    """The number of stages ``eps / factor^k``, ``k = K, ..., 1``, with ``K`` the smallest that reaches
+    ``top`` (``0`` where ``top <= eps``), per entry of ``top``."""
     top = np.asarray(top, dtype=np.float64)
     with np.errstate(divide="ignore"):
         count = np.ceil(np.log(np.maximum(top, eps) / eps) / np.log(1.0 / factor) - 1e-9)
@@ -438,3 +439,21 @@ def symmetric(op: SoftMin, a, loga, eps: float, *, tol: np.ndarray, max_iter: in
                 a_s, la_s, f_s, t_f = (x.index_select(0, sel) for x in (a_s, la_s, f_s, t_f))
             f_s = 0.5 * (f_s + t_f)
     return LoopResult(out.f, out.g, out.error, out.mass, n_iter, out.done.copy(), False)
+
+
+def warn_unconverged(name: str, out: LoopResult, tol: float, max_iter: int):
+    """A :class:`~otmetrics.ConvergenceWarning` naming the problems of ``out`` that did not reach ``tol``
+    (raised at the caller of the public function that called this)."""
+    import warnings
+
+    from ..._core.warnings import ConvergenceWarning
+
+    bad = ~out.converged
+    if bad.any():
+        worst = float(np.max(out.error[bad]))
+        warnings.warn(
+            f"{name}: {int(bad.sum())} of {bad.size} problem(s) reached max_iter={max_iter} with a marginal "
+            f"error above tol={tol:g} (largest {worst:.3g}); increase max_iter, use eps_scaling, or a "
+            f"larger eps",
+            ConvergenceWarning, stacklevel=3,
+        )

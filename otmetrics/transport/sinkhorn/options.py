@@ -21,8 +21,8 @@ import numpy as np
 
 from .relaxation import check_acceleration
 
-__all__ = ["SolverOptions", "check_solver_options", "schedule", "AUTO_FACTOR", "AUTO_BELOW", "AUTO_STAGE_TOL",
-           "CHECK_EVERY"]
+__all__ = ["SolverOptions", "check_solver_options", "scaling_factor", "schedule", "AUTO_FACTOR", "AUTO_BELOW",
+           "AUTO_STAGE_TOL", "CHECK_EVERY"]
 
 #: The temperature ratio between two stages of the automatic annealing.
 AUTO_FACTOR = 0.5
@@ -47,6 +47,11 @@ class SolverOptions:
     def stage_tolerance(self, tol: float) -> float:
         """The relative tolerance of the intermediate stages for the final tolerance ``tol``."""
         return max(tol, AUTO_STAGE_TOL if self.stage_tol is None else self.stage_tol)
+
+
+def scaling_factor(eps_scaling):
+    """``eps_scaling`` as a factor for ``check_options`` (which validates it), None for ``"auto"``."""
+    return None if isinstance(eps_scaling, str) else eps_scaling
 
 
 def check_solver_options(eps_scaling, stage_tol, acceleration, check_every) -> SolverOptions:

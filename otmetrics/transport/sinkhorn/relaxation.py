@@ -3,17 +3,18 @@
 **The relaxed step.** With ``T`` the exact update of a potential (a soft c-transform), the over-relaxed
 update is ``f <- f + w (T - f)``: ``w = 1`` is Sinkhorn's step, ``w`` in ``(1, 2)`` over-shoots it (Thibault,
 Chizat, Dossal & Papadakis 2017). Near the solution the iteration is linear, and with ``lambda`` the
-contraction factor of plain Sinkhorn per iteration, ``w* = 2 / (1 + sqrt(1 - lambda))`` contracts by ``w* - 1``
-per iteration (Young's theory of successive over-relaxation; Lehmann, von Renesse, Sambale & Uschmajew 2021):
-for ``lambda = 0.999``, about 50 iterations instead of 1,000 per decade of error.
+contraction factor of plain Sinkhorn per iteration, ``w* = 2 / (1 + sqrt(1 - lambda))`` contracts by
+``w* - 1`` per iteration (Young's theory of successive over-relaxation; Lehmann, von Renesse, Sambale &
+Uschmajew 2021): for ``lambda = 0.999``, about 50 iterations instead of 1,000 per decade of error.
 
 **The safeguard.** The dual objective ``D(f, g)`` is concave and bounded above by ``OT_eps``; plain Sinkhorn
 is block-coordinate ascent on it. With ``g`` fixed, ``D`` is a sum over ``i`` of
 ``a_i eps (x_i - exp(x_i))`` (plus terms free of ``f``) where ``x_i = (f_i - T_i) / eps``: the current row sum
 of the plan is ``a_i exp(x_i)``. The plain step sets ``x_i = 0`` and gains ``a_i eps phi(x_i)``,
 ``phi(x) = exp(x) - 1 - x`` (in total ``eps KL(a | P 1)``). The relaxed step sets ``x_i <- (1 - w_i) x_i``.
-With ``s = w_i - 1``, ``phi(-s x) <= s^2 phi(x)`` for ``x > 0`` and ``phi(s u) <= s^2 exp(u) phi(-u)`` for
-``x = -u < 0`` (both from the series of ``phi`` and ``phi(-u) >= exp(-u) phi(u)``), so the per-coordinate factor
+With ``s = w_i - 1``, ``phi(-s x) <= s^2 phi(x)`` for ``x > 0`` and ``phi(s u) <= s^2 exp(u) phi(-u)``
+for ``x = -u < 0`` (both from the series of ``phi`` and ``phi(-u) >= exp(-u) phi(u)``), so the
+per-coordinate factor
 
     w_i = min(w, 1 + sqrt(1 - c) exp(min(x_i, 0) / 2))
 
@@ -31,16 +32,15 @@ is measured, and the plain rate it implies is inverted from Young's relation
 increases (the slow modes dominate late), and ``w = w*(lambda)``, capped at :data:`OMEGA_MAX`. An error that
 did not decrease leaves ``w`` as it was. Rates measured in the transient can ratchet ``w`` up to the cap on
 problems whose asymptotic plain rate is moderate; at the cap, a rate slower than the plain rate measured
-during the warm-up backs ``w`` off (``2 - w`` doubled, down to ``w*`` of that plain rate). All of this is a few operations on ``B`` numbers on the device:
-the iterates do not depend on how often convergence is checked, and nothing is synchronised with the host.
+during the warm-up backs ``w`` off (``2 - w`` doubled, down to ``w*`` of that plain rate). All of this is a
+few operations on ``B`` numbers on the device: the iterates do not depend on how often convergence is
+checked, and nothing is synchronised with the host.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-
-import numpy as np
 
 __all__ = ["ASCENT_FRACTION", "OMEGA_MAX", "DAMPING", "Relaxation", "check_acceleration", "relax_potential",
            "relax_scaling"]

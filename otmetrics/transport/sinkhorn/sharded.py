@@ -5,9 +5,9 @@ target ``y`` (and ``b``). The cost is computed online, block by block, so that a
 ``O((n_r + m) d)`` numbers plus one block. The two soft-min reductions become:
 
 - ``row_lse`` (a log-sum-exp over the columns ``j`` for each local row): local, no communication;
-- ``col_lse`` (over the rows ``i``, for each column ``j``): a partial log-sum-exp over the local rows, then the
-  ``(R, B, m)`` partials of all ranks gathered (one ``all_gather``) and reduced in rank order, so that every
-  rank gets bit-for-bit the same ``g``;
+- ``col_lse`` (over the rows ``i``, for each column ``j``): a partial log-sum-exp over the local rows, then
+  the ``(R, B, m)`` partials of all ranks gathered (one ``all_gather``) and reduced in rank order, so that
+  every rank gets bit-for-bit the same ``g``;
 - sums over the rows (marginal errors, plan mass, transport cost): per-rank partials gathered and added in
   rank order, identical on every rank.
 
@@ -31,7 +31,7 @@ from ..._core.arrays import batch_size
 from ..._core.validation import validate_same_mass, validate_weights
 from ..costs import PointCloud
 from .problem import Problem, as_tensor, reference_tensor
-from .softmin import PointCloudSoftMin, _lse_inplace
+from .softmin import PointCloudSoftMin
 
 __all__ = ["ShardedPointCloudSoftMin", "ShardedSelfSoftMin", "prepare_sharded", "check_group",
            "check_replicated", "same_global_points", "gather_rows", "dual_value_sharded"]

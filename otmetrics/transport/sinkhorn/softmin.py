@@ -79,8 +79,8 @@ class SoftMin(abc.ABC):
     """Interface of a soft-min operator over a batch of costs of shape ``(B, n, m)``.
 
     Attributes ``batch``, ``n``, ``m``, ``dtype``, ``device``; methods :meth:`row_lse`, :meth:`col_lse`,
-    :meth:`select`, :meth:`max_cost`, :meth:`max_costs`, :meth:`blocks`, :meth:`plan`, :meth:`transport_cost`, :meth:`leaves`,
-    :meth:`leaf_grads`.
+    :meth:`row_sum`, :meth:`select`, :meth:`max_cost`, :meth:`max_costs`, :meth:`blocks`, :meth:`plan`,
+    :meth:`transport_cost`, :meth:`leaves`, :meth:`leaf_grads`.
     """
 
     batch: int
