@@ -62,8 +62,12 @@ class ScalingKernel:
     def _gemv_loop(device) -> bool:
         return device.type == "cpu"
 
+    #: Below this many entries per problem a CPU group runs as one batched product: there the cost of an
+    #: iteration is the number of operations launched, not the memory traffic.
+    SMALL = 2**14
+
     def __init__(self, op, F, G, eps, allow_sparse: bool = True):
-        self.cpu = self._gemv_loop(F.device)
+        self.cpu = self._gemv_loop(F.device) and F.shape[1] * G.shape[1] >= self.SMALL
         self.sparse = False
         floor = exp_floor(F.dtype)  # entries below exp(floor) are negligible (see exp_floor)
         low = -float("inf") if floor is None else floor
