@@ -24,6 +24,9 @@ from .transport.exact import OTResult, emd, wasserstein
 from .transport.results import TransportResult
 from .divergences import entropy, js_distance, js_divergence, kl_divergence, total_variation
 from .transport.oned import wasserstein_1d
+from .transport.sliced import random_projections, sliced_wasserstein
+from .transport.max_sliced import MaxSlicedResult, max_sliced_wasserstein
+from .transport.energy import energy_distance
 
 # -- Sinkhorn (entropic OT) ---------------------------------------------------------------------
 from .transport.sinkhorn.api import SinkhornResult, sinkhorn, sinkhorn_divergence
@@ -41,6 +44,8 @@ from .generative.mmd import mmd
 _LAZY = {
     # generative-model metrics: features (InceptionV3, images)
     "FIDInceptionV3": "generative.features.inception",
+    "DINOv2": "generative.features.dinov2",
+    "CLIPImageEncoder": "generative.features.clip",
     "image_features": "generative.features.images",
     "iter_image_features": "generative.features.images",
 }
@@ -48,6 +53,8 @@ if _TYPE_CHECKING:  # for type checkers and the API documentation (static analys
     from . import critic, demo, testing
     from .generative.features.images import image_features, iter_image_features
     from .generative.features.inception import FIDInceptionV3
+    from .generative.features.dinov2 import DINOv2
+    from .generative.features.clip import CLIPImageEncoder
 
 # Submodules reachable as attributes (otmetrics.critic.estimate_w1, ...).
 _LAZY_MODULES = ("critic", "testing", "demo")

@@ -104,3 +104,31 @@ def test_torch_matches_numpy_and_differentiates(dtype):
 def test_bad_input(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         wasserstein_1d(*args, **{"p": 1, **kwargs})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data(), values, values, st.sampled_from([1.0, 1.5, 2.0, 3.0]), st.booleans())
+def test_power_and_coupling_match_pot(data, u, v, p, weighted):
+    from otmetrics.transport.oned import monotone_coupling, wasserstein_1d_power
+
+    wu, wv = (data.draw(weights_for(u)), data.draw(weights_for(v))) if weighted else (None, None)
+    power = wasserstein_1d_power(u, v, wu, wv, p=p)
+    norm = lambda w: None if w is None else w / w.sum()  # noqa: E731 (POT uses the weights as given)
+    ref = ot.wasserstein_1d(u, v, norm(wu), norm(wv), p=p)
+    assert power == pytest.approx(ref, rel=1e-10, abs=1e-10)
+    assert power == pytest.approx(wasserstein_1d(u, v, wu, wv, p=p) ** p, rel=1e-10, abs=1e-10)
+    # the coupling is a plan with the right marginals whose cost is W_p^p
+    i, j, mass = monotone_coupling(u, v, wu, wv)
+    assert (mass >= 0).all() and mass.sum() == pytest.approx(1.0, rel=1e-12)
+    a = np.full(len(u), 1 / len(u)) if wu is None else wu / wu.sum()
+    b = np.full(len(v), 1 / len(v)) if wv is None else wv / wv.sum()
+    np.testing.assert_allclose(np.bincount(i, mass, minlength=len(u)), a, atol=1e-12)
+    np.testing.assert_allclose(np.bincount(j, mass, minlength=len(v)), b, atol=1e-12)
+    assert (mass * np.abs(u[i] - v[j]) ** p).sum() == pytest.approx(power, rel=1e-10, abs=1e-10)
+
+
+def test_weighted_ties_match_scipy():
+    u, v = np.array([0.0, 1.0, 1.0, 1.0, 2.0]), np.array([1.0, 1.0, 3.0])
+    wu, wv = np.array([0.1, 0.5, 0.2, 0.7, 0.3]), np.array([0.4, 0.1, 0.6])
+    assert wasserstein_1d(u, v, wu, wv, p=1) == pytest.approx(scipy.stats.wasserstein_distance(u, v, wu, wv),
+                                                              rel=1e-14)

@@ -69,3 +69,50 @@ def test_read_state_dict_refuses_code(tmp_path):
     good = tmp_path / "good.pth"
     torch.save({"w": torch.arange(3.0)}, good)
     assert torch.equal(read_state_dict(good)["w"], torch.arange(3.0))
+
+
+# ----------------------------------------------------------------------------------------------
+# Other file formats, and layouts converted from another naming
+# ----------------------------------------------------------------------------------------------
+def test_safetensors_files_are_read_whatever_their_name(tmp_path):
+    from safetensors.torch import save_file
+
+    from otmetrics.generative.features.state_dicts import is_safetensors_file
+
+    tensors = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2, dtype=torch.float16)}
+    for name in ("model.safetensors", "weights.bin"):
+        save_file(tensors, tmp_path / name)
+        read = read_state_dict(tmp_path / name)
+        assert is_safetensors_file(tmp_path / name) and read.keys() == tensors.keys()
+        assert all(torch.equal(read[k], v) and read[k].dtype == v.dtype for k, v in tensors.items())
+    torch.save(tensors, tmp_path / "torch.pth")
+    assert not is_safetensors_file(tmp_path / "torch.pth") and not is_safetensors_file(tmp_path / "missing")
+    truncated = (tmp_path / "model.safetensors").read_bytes()[:-5]
+    (tmp_path / "truncated.safetensors").write_bytes(truncated)
+    with pytest.raises(ValueError, match="could not read .* as a safetensors file"):
+        read_state_dict(tmp_path / "truncated.safetensors")
+
+
+def test_convert_state_dict_concatenates_transposes_and_names_the_files_keys():
+    from otmetrics.generative.features.state_dicts import SourceKeys, convert_state_dict, source_layout
+
+    layout = {"qkv": (6, 2), "proj": (2, 3), "norm": (2,)}
+    sources = {"qkv": SourceKeys(("q", "k", "v"), "cat"), "proj": SourceKeys(("p",), "transpose"),
+               "norm": SourceKeys(("ln",))}
+    assert source_layout(layout, sources) == {"q": (2, 2), "k": (2, 2), "v": (2, 2), "p": (3, 2), "ln": (2,)}
+    q, k, v, p = (torch.randn(2, 2), torch.randn(2, 2), torch.randn(2, 2), torch.randn(3, 2))
+    file = {"q": q, "k": k, "v": v, "p": p, "ln": torch.ones(2), "text.w": torch.ones(1)}
+    out = convert_state_dict(file, layout, sources, name="toy", ignore=lambda key: key.startswith("text."))
+    assert torch.equal(out["qkv"], torch.cat([q, k, v])) and torch.equal(out["proj"], p.T)
+    assert torch.equal(out["norm"], torch.ones(2)) and set(out) == set(layout)
+    with pytest.raises(ValueError, match=r"^my\.bin: not the toy layout: 1 unexpected key\(s\), e\.g\. text"):
+        convert_state_dict(file, layout, sources, "my.bin", name="toy layout")
+    with pytest.raises(ValueError, match=r"1 wrong entry, e\.g\. p: shape \(2, 3\), expected \(3, 2\)"):
+        convert_state_dict({**file, "p": p.T}, layout, sources, name="toy",
+                           ignore=lambda key: key == "text.w")
+    with pytest.raises(ValueError, match="^weights: expected a state dict"):
+        convert_state_dict([1], layout, sources, name="toy")
+    with pytest.raises(ValueError, match="^keys: 'transpose' takes exactly one key"):
+        SourceKeys(("a", "b"), "transpose")
+    with pytest.raises(ValueError, match="^how: must be 'same', 'cat' or 'transpose'"):
+        SourceKeys(("a",), "stack")

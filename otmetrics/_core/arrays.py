@@ -28,6 +28,7 @@ __all__ = [
     "batch_size",
     "uniform_weights",
     "pth_root",
+    "exact_scale",
 ]
 
 
@@ -180,3 +181,33 @@ def pth_root(value, p: float):
         return torch.where(positive, safe ** (1.0 / p), torch.zeros_like(value))
     root = np.maximum(value, 0.0) ** (1.0 / p)
     return float(root) if np.ndim(root) == 0 else root
+
+
+def exact_scale(*xs, low: float = 1e-100, high: float = 1e100) -> float:
+    """A power of two ``s`` to divide ``xs`` by before squaring or powering them, or ``1.0``.
+
+    ``1.0`` when the largest ``|x|`` lies in ``[low, high]`` (nothing to fear); otherwise ``2**k``
+    with the largest ``|x / s|`` in ``[1, 2)``, so that powers neither overflow nor underflow.
+    Dividing by a power of two is exact (barring subnormals), so ``f(x) = s f(x / s)`` holds to the
+    last bit for positively homogeneous ``f`` (distances). ``None`` entries are skipped; all zeros
+    give ``1.0``.
+
+    Examples
+    --------
+    >>> exact_scale(np.array([3.0, -1e300])) == 2.0**996
+    True
+    >>> exact_scale([1.0, 2.0])
+    1.0
+    """
+    largest = 0.0
+    for x in xs:
+        if x is None:
+            continue
+        if is_tensor(x):
+            largest = max(largest, float(x.detach().abs().max())) if x.numel() else largest
+        else:
+            arr = np.asarray(x)
+            largest = max(largest, float(np.abs(arr).max())) if arr.size else largest
+    if largest == 0.0 or low <= largest <= high:
+        return 1.0
+    return float(np.ldexp(1.0, int(np.frexp(largest)[1]) - 1))

@@ -23,6 +23,7 @@ __all__ = [
     "validate_p",
     "validate_positive",
     "validate_same_mass",
+    "validate_weighted_clouds",
 ]
 
 
@@ -167,3 +168,76 @@ def validate_same_mass(a, b, names: tuple[str, str] = ("a", "b"), rtol: float = 
             f"got {tb:.12g} vs {ta:.12g}{where}"
         )
     return ma, mb
+
+
+def _as_clouds(x, name):
+    x = validate_array(x, name, what="coordinates")
+    if x.ndim == 0:
+        raise ValueError(f"{name}: expected points of shape (n, d) or (..., n, d), got a scalar")
+    return x[:, None] if x.ndim == 1 else x
+
+
+def _batch_of(shape, name, batch, against):
+    try:
+        return tuple(np.broadcast_shapes(tuple(batch), tuple(shape)))
+    except ValueError:
+        raise ValueError(
+            f"{name}: batch shape {tuple(shape)} does not broadcast with {against}'s {tuple(batch)}"
+        ) from None
+
+
+def validate_weighted_clouds(x: Any, y: Any, a: Any = None, b: Any = None,
+                             names: tuple[str, str, str, str] = ("x", "y", "a", "b")):
+    """Validate two weighted point clouds with leading batch axes and bring them to one type.
+
+    Parameters
+    ----------
+    x : shape ``(..., n, d)``; a 1-D input is ``n`` points on the line, shape ``(n, 1)``.
+    y : shape ``(..., m, d)``: the same ``d``; its batch axes broadcast against ``x``'s.
+    a, b : shapes ``(..., n)`` and ``(..., m)``, or ``None`` (uniform): non-negative, finite, with
+        positive total mass per problem; their batch axes broadcast too.
+    names : the four arguments' names, used in the error messages.
+
+    Returns
+    -------
+    ``(x, y, a, b, batch)``: numpy ``float64`` arrays, or tensors when any input is a tensor (every
+    tensor on one device; the points' floating dtypes promoted together; arrays and the weights
+    converted to it), and ``batch``, the broadcast batch shape (a tuple). Nothing is broadcast.
+
+    Raises ``ValueError`` naming the argument for non-finite or empty input, points of different
+    dimensions, batch shapes that do not broadcast, bad weights, or tensors on different devices.
+    """
+    nx, ny, na, nb = names
+    x, y = _as_clouds(x, nx), _as_clouds(y, ny)
+    if x.shape[-1] != y.shape[-1]:
+        raise ValueError(f"{ny}: points must have the dimension of {nx} ({x.shape[-1]}), got {y.shape[-1]}")
+    batch = _batch_of(y.shape[:-2], ny, x.shape[:-2], nx)
+    weights = []
+    for w, wname, pts, pname in ((a, na, x, nx), (b, nb, y, ny)):
+        if w is not None:
+            w = validate_weights(w, wname, ndim=tuple(range(1, 33)), size=pts.shape[-2])
+            batch = _batch_of(w.shape[:-1], wname, batch, pname)
+        weights.append(w)
+    a, b = weights
+    tensors = [t for t in (x, y, a, b) if is_tensor(t)]
+    if tensors:
+        import torch
+
+        device = tensors[0].device
+        for t, name in zip((x, y, a, b), names):
+            if is_tensor(t) and t.device != device:
+                raise ValueError(f"{name}: on device {t.device}, but the other inputs are on {device}")
+        points = [t for t in (x, y) if is_tensor(t)]
+        dtype = points[0].dtype if points else tensors[0].dtype
+        for t in points[1:]:
+            dtype = torch.promote_types(dtype, t.dtype)
+
+        def convert(t):
+            if t is None:
+                return None
+            if is_tensor(t):
+                return t.to(dtype)
+            return torch.as_tensor(t, dtype=dtype, device=device)
+
+        x, y, a, b = (convert(t) for t in (x, y, a, b))
+    return x, y, a, b, batch

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core.arrays import first_tensor, is_tensor, pth_root
+from .._core.arrays import first_tensor, is_tensor, pth_root, to_numpy
 from .._core.deprecation import changed_default, renamed_arguments
 from .._core.validation import validate_array, validate_p, validate_weights
 
-__all__ = ["wasserstein_1d"]
+__all__ = ["wasserstein_1d", "wasserstein_1d_power", "monotone_coupling"]
 
 
 def _check_values_and_weights(values, weights, name, wname):
@@ -85,6 +85,58 @@ def wasserstein_1d(x, y, a=None, b=None, p: float | None = None):
     0.707106781187
     """
     p = validate_p(changed_default(p, func="wasserstein_1d", name="p", old=1, new=2, stacklevel=3))
+    return pth_root(_power(x, y, a, b, p), p)
+
+
+def wasserstein_1d_power(x, y, a=None, b=None, *, p: float = 2.0):
+    """The ``p``-th power :math:`W_p^p` of :func:`wasserstein_1d`, without the root.
+
+    The quantity POT's ``ot.wasserstein_1d`` returns (batched here along leading axes, with the
+    weights normalised), and the one a sum or a mean over problems needs: the sliced distances
+    average it over directions before taking the root. Same arguments, validation, batches and
+    types as :func:`wasserstein_1d`; ``p`` is keyword-only, default 2.
+
+    Examples
+    --------
+    >>> wasserstein_1d_power([0.0, 1.0], [0.0, 2.0], p=2)  # (0 + 1) / 2
+    0.5
+    """
+    return _power(x, y, a, b, validate_p(p))
+
+
+def monotone_coupling(x, y, a=None, b=None):
+    """The optimal coupling on the line (the monotone rearrangement) in sparse form, numpy.
+
+    For every ``p >= 1`` the plan ``sum_k mass_k delta_(x[i_k], y[j_k])`` is optimal, so that
+    ``W_p^p = sum_k mass_k |x[i_k] - y[j_k]|^p`` and the gradient of ``W_p^p`` with respect to
+    ``x[i]`` is ``sum_{k: i_k = i} mass_k p |d_k|^(p-1) sign(d_k)`` with ``d_k = x[i_k] - y[j_k]``
+    (a subgradient where values tie).
+
+    Parameters
+    ----------
+    x, y, a, b : as for :func:`wasserstein_1d` (arrays; tensors are read as arrays).
+
+    Returns
+    -------
+    i, j : int arrays of the batch shape + ``(K,)``: indices into the last axis of ``x`` and ``y``.
+    mass : float64 array of the batch shape + ``(K,)``, summing to 1 per problem (zero entries
+        included). ``K = n`` for equal sizes and uniform weights (the sorted orders matched), else
+        ``K = n + m`` (the merged cumulative weights).
+
+    Examples
+    --------
+    >>> i, j, mass = monotone_coupling([2.0, 0.0], [5.0, 3.0])
+    >>> i.tolist(), j.tolist(), mass.tolist()
+    ([1, 0], [1, 0], [0.5, 0.5])
+    """
+    u, wu, v, wv = _validated(x, y, a, b)
+    u, v = to_numpy(u), to_numpy(v)
+    wu = None if wu is None else to_numpy(wu)
+    wv = None if wv is None else to_numpy(wv)
+    return _coupling_numpy(u, v, wu, wv)
+
+
+def _validated(x, y, a, b):
     u, u_weights = _check_values_and_weights(x, a, "x", "a")
     v, v_weights = _check_values_and_weights(y, b, "y", "b")
     try:
@@ -93,13 +145,17 @@ def wasserstein_1d(x, y, a=None, b=None, p: float | None = None):
         raise ValueError(
             f"y: batch shape {tuple(v.shape[:-1])} does not broadcast with x's {tuple(u.shape[:-1])}"
         ) from None
+    return u, u_weights, v, v_weights
+
+
+def _power(x, y, a, b, p):
+    """W_p^p of validated ``p``: a float, an array of the batch shape or a tensor."""
+    u, u_weights, v, v_weights = _validated(x, y, a, b)
     like = first_tensor(u, v, u_weights, v_weights)
     if like is not None:
-        out = _wasserstein_1d_torch(u, v, u_weights, v_weights, p, like)
-    else:
-        out = _wasserstein_1d_numpy(u, v, u_weights, v_weights, p)
-        out = float(out) if np.ndim(out) == 0 else out
-    return out
+        return _power_torch(u, v, u_weights, v_weights, p, like)
+    out = _power_numpy(u, v, u_weights, v_weights, p)
+    return float(out) if np.ndim(out) == 0 else out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,26 +172,49 @@ def _power_mean(diff_abs, dt, p):
     return (powered * dt).sum(-1) if dt is not None else powered.mean(-1)
 
 
-def _wasserstein_1d_numpy(u, v, wu, wv, p):
+def _power_numpy(u, v, wu, wv, p):
+    batch = np.broadcast_shapes(u.shape[:-1], v.shape[:-1])
+    if wu is None and wv is None and u.shape[-1] == v.shape[-1]:
+        us, vs = np.sort(u, axis=-1), np.sort(v, axis=-1)
+        return np.broadcast_to(_power_mean(np.abs(us - vs), None, p), batch)
+    _, us, iu, _, vs, iv, dt = _merged_quantiles(u, v, wu, wv, with_order=False)
+    diff = np.abs(np.take_along_axis(us, iu, -1) - np.take_along_axis(vs, iv, -1))
+    return _power_mean(diff, dt, p)
+
+
+def _coupling_numpy(u, v, wu, wv):
     batch = np.broadcast_shapes(u.shape[:-1], v.shape[:-1])
     n, m = u.shape[-1], v.shape[-1]
     if wu is None and wv is None and n == m:
-        us, vs = np.sort(u, axis=-1), np.sort(v, axis=-1)
-        return pth_root(np.broadcast_to(_power_mean(np.abs(us - vs), None, p), batch), p)
+        i = np.broadcast_to(np.argsort(u, axis=-1), batch + (n,))
+        j = np.broadcast_to(np.argsort(v, axis=-1), batch + (n,))
+        return i, j, np.full(batch + (n,), 1.0 / n)
+    ou, _, iu, ov, _, iv, dt = _merged_quantiles(u, v, wu, wv, with_order=True)
+    return np.take_along_axis(ou, iu, -1), np.take_along_axis(ov, iv, -1), dt
+
+
+def _merged_quantiles(u, v, wu, wv, with_order):
+    """Both quantile functions on the merged cumulative weights: ``(order_u, sorted_u, iu, order_v,
+    sorted_v, iv, dt)``, broadcast to the batch; on the k-th interval (of length ``dt_k``) the
+    quantiles are ``sorted_u[iu_k]`` and ``sorted_v[iv_k]``. The orders are ``None`` unless asked
+    for (an unweighted sample is then sorted, not argsorted: several times faster)."""
+    batch = np.broadcast_shapes(u.shape[:-1], v.shape[:-1])
+    n, m = u.shape[-1], v.shape[-1]
 
     def sorted_cdf(values, weights, size):
         if weights is None:
-            return np.sort(values, axis=-1), np.broadcast_to(np.arange(1, size + 1) / size, values.shape)
-        order = np.argsort(values, axis=-1, kind="stable")
-        w = np.take_along_axis(weights, order, -1)
-        cdf = np.cumsum(w, -1)
-        cdf = cdf / cdf[..., -1:]
-        return np.take_along_axis(values, order, -1), cdf
+            cdf = np.broadcast_to(np.arange(1, size + 1) / size, values.shape)
+            if not with_order:
+                return None, np.sort(values, axis=-1), cdf
+        order = np.argsort(values, axis=-1)  # the order among ties changes no quantile
+        if weights is not None:
+            cdf = np.cumsum(np.take_along_axis(weights, order, -1), -1)
+            cdf = cdf / cdf[..., -1:]
+        return order, np.take_along_axis(values, order, -1), cdf
 
-    us, cu = sorted_cdf(u, wu, n)
-    vs, cv = sorted_cdf(v, wv, m)
-    us, cu = np.broadcast_to(us, batch + (n,)), np.broadcast_to(cu, batch + (n,))
-    vs, cv = np.broadcast_to(vs, batch + (m,)), np.broadcast_to(cv, batch + (m,))
+    full = [(batch + (n,)), (batch + (m,))]
+    ou, us, cu = (None if t is None else np.broadcast_to(t, full[0]) for t in sorted_cdf(u, wu, n))
+    ov, vs, cv = (None if t is None else np.broadcast_to(t, full[1]) for t in sorted_cdf(v, wv, m))
     levels = np.concatenate([cu, cv], -1)
     order = np.argsort(levels, axis=-1, kind="stable")
     t = np.take_along_axis(levels, order, -1)
@@ -145,11 +224,10 @@ def _wasserstein_1d_numpy(u, v, wu, wv, p):
     # below t_k, i.e. the number of u-levels sorted before position k
     iu = np.minimum(np.cumsum(from_u, -1) - from_u, n - 1)
     iv = np.minimum(np.cumsum(~from_u, -1) - ~from_u, m - 1)
-    diff = np.abs(np.take_along_axis(us, iu, -1) - np.take_along_axis(vs, iv, -1))
-    return pth_root(_power_mean(diff, dt, p), p)
+    return ou, us, iu, ov, vs, iv, dt
 
 
-def _wasserstein_1d_torch(u, v, wu, wv, p, like):
+def _power_torch(u, v, wu, wv, p, like):
     import torch
 
     dtype = like.dtype if like.is_floating_point() else torch.float64
@@ -164,7 +242,7 @@ def _wasserstein_1d_torch(u, v, wu, wv, p, like):
     n, m = u.shape[-1], v.shape[-1]
     if wu is None and wv is None and n == m:
         us, vs = torch.sort(u, dim=-1).values, torch.sort(v, dim=-1).values
-        return pth_root(_power_mean((us - vs).abs(), None, p).expand(batch), p)
+        return _power_mean((us - vs).abs(), None, p).expand(batch)
 
     def sorted_cdf(values, weights, size):
         if weights is None:
@@ -185,4 +263,4 @@ def _wasserstein_1d_torch(u, v, wu, wv, p, like):
     iu = (torch.cumsum(from_u, -1) - from_u).clamp_max(n - 1)
     iv = (torch.cumsum(1 - from_u, -1) - (1 - from_u)).clamp_max(m - 1)
     diff = (torch.gather(us, -1, iu) - torch.gather(vs, -1, iv)).abs()
-    return pth_root(_power_mean(diff, dt, p), p)
+    return _power_mean(diff, dt, p)

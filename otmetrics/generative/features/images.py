@@ -267,9 +267,7 @@ def _generate_batches(files, batch_size, num_workers, pin_memory):
 
 
 def _default_preprocess(model) -> Callable[[torch.Tensor], torch.Tensor]:
-    from .inception import FIDInceptionV3
-
-    if isinstance(model, FIDInceptionV3):
+    if getattr(model, "preprocesses_images", False) is True:
         return lambda x: x  # it takes uint8 and does its own resize and scaling
     return lambda x: x.float() / 255
 
@@ -404,8 +402,10 @@ def image_features(source, model=None, *, batch_size: int = 50, device=None, num
         A tqdm progress bar on stderr.
     preprocess : callable, optional
         Applied to each ``uint8`` batch ``(B, 3, H, W)`` on the device before the model. Default:
-        nothing for FIDInceptionV3 (it resizes and scales itself), ``x.float() / 255`` (values in
-        [0, 1]) for any other model.
+        nothing for a model whose attribute ``preprocesses_images`` is ``True``
+        (:class:`~otmetrics.FIDInceptionV3`, :class:`~otmetrics.DINOv2`,
+        :class:`~otmetrics.CLIPImageEncoder`: they resize and scale ``uint8`` images themselves),
+        ``x.float() / 255`` (values in [0, 1]) for any other model.
     weights : path or state dict, optional
         The weights of the default model (see :class:`~otmetrics.FIDInceptionV3`); an
         error together with ``model``.

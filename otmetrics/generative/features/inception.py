@@ -156,6 +156,9 @@ class FIDInceptionV3(nn.Module):
     torch.Size([2, 1008])
     """
 
+    #: It takes raw image batches and resizes and scales them itself (see ``image_features``).
+    preprocesses_images = True
+
     def __init__(self, weights=None, *, pretrained: bool = True, output="pool3",
                  resize: str | None = "pytorch-fid", download: bool = True, progress: bool = True,
                  requires_grad: bool = False, tf32: bool = False, channels_last: bool = True):

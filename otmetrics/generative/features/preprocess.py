@@ -9,7 +9,9 @@ problem, because a silently mis-scaled input gives a plausible but wrong FID.
 - :func:`to_float_rgb` does that, then moves it to a device and dtype, repeats a grey channel and
   scales it to [0, 1] or [0, 255]: the first step of every extractor's preprocessing;
 - :func:`resize_bilinear_tf1` is TensorFlow 1's bilinear resize, the one inside the original FID
-  graph (torch's ``interpolate`` samples at half-pixel centres, TensorFlow 1 does not).
+  graph (torch's ``interpolate`` samples at half-pixel centres, TensorFlow 1 does not);
+- :func:`normalize_channels` is the per-channel ``(x - mean) / std`` of the transformer
+  extractors, with torchvision's ``Normalize`` rounding.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from ..._core.arrays import describe
 
-__all__ = ["validate_images", "to_float_rgb", "resize_bilinear_tf1"]
+__all__ = ["validate_images", "to_float_rgb", "resize_bilinear_tf1", "normalize_channels"]
 
 
 def validate_images(images, name: str = "images") -> torch.Tensor:
@@ -216,3 +218,29 @@ def resize_bilinear_tf1(images: torch.Tensor, size) -> torch.Tensor:
     x_lower, x_lerp = _tf1_sample_points(in_w, out_w, images.device)
     y_lower, y_lerp = _tf1_sample_points(in_h, out_h, images.device)
     return _lerp_along(_lerp_along(images, 3, x_lower, x_lerp), 2, y_lower, y_lerp)
+
+
+def normalize_channels(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """``(x - mean) / std`` per channel, as ``torchvision.transforms.Normalize`` computes it.
+
+    The constants become tensors of ``x``'s dtype first (so ``255 * 0.485`` is rounded to float32
+    once, as torch-fidelity's constants are), then one subtraction and one division.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, C, H, W), floating
+    mean, std : sequence of C floats
+
+    Returns
+    -------
+    torch.Tensor, same shape, dtype and device
+
+    Examples
+    --------
+    >>> import torch
+    >>> normalize_channels(torch.ones(1, 2, 1, 1), (0.5, 0.0), (0.5, 2.0)).flatten()
+    tensor([1.0000, 0.5000])
+    """
+    mean = torch.tensor(tuple(mean), dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(tuple(std), dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std

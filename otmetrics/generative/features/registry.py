@@ -136,3 +136,24 @@ def build_extractor(name: str, **kwargs: Any):
 register_extractor("inception", "otmetrics.generative.features.inception:FIDInceptionV3",
                    kwargs={"output": "pool3"}, dim=2048,
                    description="the FID InceptionV3 (pytorch-fid's weights), pool3 features")
+
+# DINOv2 (otmetrics.DINOv2, dgm-eval's preprocessing) and the image tower of CLIP (otmetrics.CLIPImageEncoder,
+# the CMMD reference's preprocessing; not normalised: build_extractor(name, normalize=True) for unit vectors).
+_DINOV2 = "otmetrics.generative.features.dinov2:DINOv2"
+_CLIP = "otmetrics.generative.features.clip:CLIPImageEncoder"
+register_extractor("dinov2-vits14", _DINOV2, kwargs={"arch": "vits14"}, dim=384,
+                   description="DINOv2 ViT-S/14, class token after the final norm")
+register_extractor("dinov2-vitb14", _DINOV2, kwargs={"arch": "vitb14"}, dim=768,
+                   description="DINOv2 ViT-B/14, class token after the final norm")
+register_extractor("dinov2-vitl14", _DINOV2, kwargs={"arch": "vitl14"}, dim=1024,
+                   description="DINOv2 ViT-L/14, class token after the final norm (FD_DINOv2, dgm-eval)")
+register_extractor("dinov2-vitg14", _DINOV2, kwargs={"arch": "vitg14"}, dim=1536,
+                   description="DINOv2 ViT-g/14, class token after the final norm")
+register_extractor("clip-vit-b-32", _CLIP, kwargs={"arch": "ViT-B/32"}, dim=512,
+                   description="CLIP ViT-B/32 image embedding (OpenAI's weights)")
+register_extractor("clip-vit-b-16", _CLIP, kwargs={"arch": "ViT-B/16"}, dim=512,
+                   description="CLIP ViT-B/16 image embedding (OpenAI's weights)")
+register_extractor("clip-vit-l-14", _CLIP, kwargs={"arch": "ViT-L/14"}, dim=768,
+                   description="CLIP ViT-L/14 image embedding (OpenAI's weights)")
+register_extractor("clip-vit-l-14-336px", _CLIP, kwargs={"arch": "ViT-L/14@336px"}, dim=768,
+                   description="CLIP ViT-L/14@336px image embedding (OpenAI's weights; CMMD)")

@@ -1,27 +1,68 @@
-"""State dicts of the feature extractors: read safely, check against a network's layout and values.
+"""State dicts of the feature extractors: read safely, convert between layouts, check against a network.
 
 A weight file that loads but is not what the network expects (another architecture, a truncated
 conversion, a NaN from a broken export) gives features, and a FID, that look plausible and are
 wrong. Every extractor therefore reads its file with :func:`read_state_dict` (no code is
-unpickled), compares it with its own layout with :func:`check_layout` (missing, unexpected and
-wrongly shaped entries, each kind named), and checks the values with :func:`check_finite`.
+unpickled or run: torch files, safetensors files and TorchScript archives), compares it with its
+own layout with :func:`check_layout` (missing, unexpected and wrongly shaped entries, each kind
+named), and checks the values with :func:`check_finite`. A file published in another layout (the
+Hugging Face checkpoints of DINOv2 and CLIP) is checked in its own key names and converted with
+:func:`convert_state_dict`, so that an error names the keys of the file as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["read_state_dict", "check_layout", "check_finite"]
+from .torchscript import is_torchscript_archive, read_torchscript_tensors
+
+__all__ = ["read_state_dict", "is_safetensors_file", "check_layout", "check_finite", "SourceKeys",
+           "source_layout", "convert_state_dict"]
+
+
+def is_safetensors_file(path) -> bool:
+    """Whether ``path`` starts like a safetensors file: an 8-byte little-endian header length, then
+    a JSON object of that length.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from safetensors.torch import save_file
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> save_file({"w": torch.ones(2)}, Path(folder.name) / "model.safetensors")
+    >>> is_safetensors_file(Path(folder.name) / "model.safetensors")
+    True
+    >>> folder.cleanup()
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+            handle.seek(0, 2)
+            size = handle.tell()
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return 2 <= length <= size - 8 and head[8:9] == b"{"
 
 
 def read_state_dict(path) -> Mapping:
-    """Read a torch state dict safely: ``torch.load(path, map_location="cpu", weights_only=True)``.
+    """Read a weight file safely: a torch file, a safetensors file, or a TorchScript archive.
 
-    ``weights_only=True`` unpickles tensors and plain containers only, never code, so a weight
-    file from anywhere cannot run anything.
+    - torch files (``torch.save``): ``torch.load(path, map_location="cpu", weights_only=True)``,
+      which unpickles tensors and plain containers only, never code;
+    - safetensors files (the Hugging Face ``model.safetensors``), recognised by their header
+      whatever their name: ``safetensors.torch.load_file`` (a format without code by design);
+    - TorchScript archives (OpenAI's CLIP ``.pt`` files): the tensors of the pickled module,
+      read without compiling or running the archive's code
+      (:func:`~otmetrics.generative.features.torchscript.read_torchscript_tensors`).
 
     Parameters
     ----------
@@ -35,8 +76,8 @@ def read_state_dict(path) -> Mapping:
     Raises
     ------
     ValueError
-        The file cannot be read as a torch file with plain contents (truncated, not a torch file,
-        a pickle of arbitrary objects); the message names the file.
+        The file cannot be read as any of these (truncated, not a weight file, a pickle of
+        arbitrary objects); the message names the file.
 
     Examples
     --------
@@ -54,11 +95,25 @@ def read_state_dict(path) -> Mapping:
     ValueError: weights: could not read '...w.pth' as a torch state dict (...)
     >>> folder.cleanup()
     """
+    if is_safetensors_file(path):
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device="cpu")
+        except Exception as exc:  # a truncated or corrupted file
+            raise ValueError(f"weights: could not read '{path}' as a safetensors file "
+                             f"({_first_line(exc)})") from None
+    if is_torchscript_archive(path):
+        return read_torchscript_tensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles that are not plain state dicts, truncated files, ...
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"weights: could not read '{path}' as a torch state dict ({message})") from None
+        raise ValueError(f"weights: could not read '{path}' as a torch state dict "
+                         f"({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def check_layout(state_dict: Mapping, layout: Mapping[str, tuple[int, ...]], source: str = "weights", *,
@@ -170,3 +225,132 @@ def check_finite(named_tensors: Iterable, source: str = "weights") -> None:
             finite = bool(torch.isfinite(value).all())
         if not finite:
             raise ValueError(f"{source}: entry {key} must hold finite floating values")
+
+
+@dataclass(frozen=True)
+class SourceKeys:
+    """Where one entry of a network's state dict comes from in a file of another layout.
+
+    Attributes
+    ----------
+    keys : tuple of str
+        The file's entries (one, or several that are concatenated).
+    how : {"same", "cat", "transpose"}
+        ``"same"``: the one entry as it is; ``"cat"``: the entries concatenated along the first
+        axis (e.g. separate query, key and value projections into one fused matrix);
+        ``"transpose"``: the one 2-d entry transposed (a ``Linear`` weight into a matrix that
+        multiplies from the right).
+
+    Examples
+    --------
+    >>> SourceKeys(("q.weight", "k.weight", "v.weight"), "cat").how
+    'cat'
+    """
+
+    keys: tuple[str, ...]
+    how: str = "same"
+
+    def __post_init__(self):
+        if self.how not in ("same", "cat", "transpose") or not self.keys:
+            raise ValueError(f"how: must be 'same', 'cat' or 'transpose' with at least one key, got {self!r}")
+        if self.how != "cat" and len(self.keys) != 1:
+            raise ValueError(f"keys: {self.how!r} takes exactly one key, got {self.keys!r}")
+
+
+def source_layout(layout: Mapping[str, tuple[int, ...]],
+                  sources: Mapping[str, SourceKeys]) -> dict[str, tuple[int, ...]]:
+    """The keys and shapes a file of another layout must have to give ``layout`` through ``sources``.
+
+    Parameters
+    ----------
+    layout : Mapping of str to tuple of int
+        The network's keys and shapes.
+    sources : Mapping of str to SourceKeys
+        For each key of ``layout``, where it comes from.
+
+    Examples
+    --------
+    >>> source_layout({"qkv": (6, 2), "proj": (2, 3)},
+    ...               {"qkv": SourceKeys(("q", "k", "v"), "cat"), "proj": SourceKeys(("p",), "transpose")})
+    {'q': (2, 2), 'k': (2, 2), 'v': (2, 2), 'p': (3, 2)}
+    """
+    expected = {}
+    for key, shape in layout.items():
+        rule = sources[key]
+        if rule.how == "cat":
+            part = (shape[0] // len(rule.keys), *shape[1:])
+            expected.update({name: part for name in rule.keys})
+        elif rule.how == "transpose":
+            expected[rule.keys[0]] = tuple(reversed(shape))
+        else:
+            expected[rule.keys[0]] = tuple(shape)
+    return expected
+
+
+def convert_state_dict(state_dict: Mapping, layout: Mapping[str, tuple[int, ...]],
+                       sources: Mapping[str, SourceKeys], source: str = "weights", *, name: str,
+                       ignore: Callable[[str], bool] | None = None, optional: tuple[str, ...] = ()) -> dict:
+    """Check a state dict of another layout in its own key names, and convert it to ``layout``.
+
+    Parameters
+    ----------
+    state_dict : Mapping
+        The file's entries.
+    layout : Mapping of str to tuple of int
+        The network's keys and shapes.
+    sources : Mapping of str to SourceKeys
+        Where each key of ``layout`` comes from in the file.
+    source : str, default "weights"
+        What error messages call the weights (the argument, or the file).
+    name : str
+        What error messages call the file's layout.
+    ignore : callable, optional
+        ``ignore(key)`` true for entries of the file that the network has no use for (e.g. the
+        text tower of a CLIP checkpoint); they are dropped before the check.
+    optional : tuple of str
+        Key endings that may be missing (on both sides); the result then lacks them.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        The network's entries (the file's tensors, or views and concatenations of them).
+
+    Raises
+    ------
+    ValueError
+        The file's entries are not those ``sources`` expects (see :func:`check_layout`; the
+        keys named are the file's).
+
+    Examples
+    --------
+    >>> import torch
+    >>> file = {"q": torch.zeros(2, 2), "k": torch.ones(2, 2), "v": torch.ones(2, 2), "text.w": torch.ones(1)}
+    >>> out = convert_state_dict(file, {"qkv": (6, 2)}, {"qkv": SourceKeys(("q", "k", "v"), "cat")},
+    ...                          name="toy layout", ignore=lambda key: key.startswith("text."))
+    >>> out["qkv"].shape
+    torch.Size([6, 2])
+    >>> convert_state_dict({"q": torch.zeros(2, 2)}, {"qkv": (6, 2)},
+    ...                    {"qkv": SourceKeys(("q", "k", "v"), "cat")}, "my.bin", name="toy layout")
+    Traceback (most recent call last):
+    ...
+    ValueError: my.bin: not the toy layout: 2 missing key(s), e.g. k, v
+    """
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"{source}: expected a state dict (a mapping of names to tensors), "
+                         f"got {type(state_dict).__name__}")
+    kept = {k: v for k, v in state_dict.items() if ignore is None or not ignore(str(k))}
+    check_layout(kept, source_layout(layout, sources), source, name=name, optional=optional,
+                 check_values=False)
+    converted = {}
+    for key in layout:
+        rule = sources[key]
+        if any(part not in kept for part in rule.keys):  # an optional entry the file lacks
+            continue
+        values = [kept[part] for part in rule.keys]
+        if rule.how == "cat":
+            converted[key] = torch.cat(values)
+        elif rule.how == "transpose":
+            converted[key] = values[0].T
+        else:
+            converted[key] = values[0]
+    return converted

@@ -96,6 +96,9 @@ class WeightsSpec:
         An environment variable that may replace ``url``, e.g. with an internal mirror.
     aliases : tuple of str, default ()
         Other names of the same bytes in torch hub's cache (other projects' downloads).
+    search_dirs : tuple of str, default ()
+        Other folders where other projects keep the same bytes under ``filename`` (e.g. OpenAI
+        CLIP's ``~/.cache/clip``), searched after torch hub's; ``~`` is expanded at each lookup.
     size : int, optional
         The file's size in bytes, quoted in messages.
     cli_option : str, optional
@@ -125,6 +128,7 @@ class WeightsSpec:
     aliases: tuple[str, ...] = ()
     size: int | None = None
     cli_option: str | None = None
+    search_dirs: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.sha256, str) or not HEX_DIGEST.match(self.sha256):
@@ -195,9 +199,10 @@ def cached_paths(spec: WeightsSpec) -> list[Path]:
     """The places :func:`resolve_weights` looks for a cached copy of ``spec``'s file, in order.
 
     :func:`weights_cache_dir`; torch hub's ``checkpoints`` folder, under the file's name and then
-    its aliases; the folder otmetrics 0.1 downloaded into (``$OTMETRICS_CACHE_DIR`` when set, as
-    now, else ``$XDG_CACHE_HOME/otmetrics``, by default ``~/.cache/otmetrics``), so that an
-    earlier download is not repeated. Duplicates are listed once; the paths need not exist.
+    its aliases; the spec's ``search_dirs``; the folder otmetrics 0.1 downloaded into
+    (``$OTMETRICS_CACHE_DIR`` when set, as now, else ``$XDG_CACHE_HOME/otmetrics``, by default
+    ``~/.cache/otmetrics``), so that an earlier download is not repeated. Duplicates are listed
+    once; the paths need not exist.
 
     Parameters
     ----------
@@ -220,7 +225,9 @@ def cached_paths(spec: WeightsSpec) -> list[Path]:
     """
     hub = _hub_checkpoints()
     candidates = [weights_cache_dir() / spec.filename, hub / spec.filename,
-                  *(hub / alias for alias in spec.aliases), _legacy_cache_dir() / spec.filename]
+                  *(hub / alias for alias in spec.aliases),
+                  *(Path(folder).expanduser() / spec.filename for folder in spec.search_dirs),
+                  _legacy_cache_dir() / spec.filename]
     return list(dict.fromkeys(candidates))
 
 
