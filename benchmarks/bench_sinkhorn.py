@@ -13,7 +13,8 @@ single-thread figures of the issue):
    whose plan meets the same L1 tolerance as ours (``|P1 - a|_1 + |P^T 1 - b|_1 <= tol``), found
    per problem in an untimed run; only the final run is timed.
 2. **Iterations at small eps**: 150-point 2-D clouds, ``eps = 0.02``, ``tol = 1e-6``, 10 seeds: iterations of
-   the plain loop against the defaults (and over-relaxation alone), median ratio, and runs that hit ``max_iter``.
+   the plain loop against the defaults (and over-relaxation alone), median ratio, and runs that hit
+   ``max_iter``.
 3. **Time to accuracy for W2^2**: a 4-blob mixture against a noisy ring, ``n = 1,500`` points each: the exact
    value (network simplex), GeomLoss's tensorized ``SamplesLoss`` on its ``blur``/``scaling`` grid (up to
    0.99), POT's ``sinkhorn2`` (log domain, torch) and otmetrics' ``sinkhorn(...).cost`` on an ``(eps, tol)``

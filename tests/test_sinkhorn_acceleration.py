@@ -189,7 +189,9 @@ def test_auto_annealing_only_for_small_eps_and_never_with_a_warm_start():
 # Truncated kernels at small eps
 # ------------------------------------------------------------------------------------------------
 def test_truncated_kernel_at_small_eps_matches_the_log_domain(monkeypatch):
-    x, y = _clouds(5, n=90, m=80)
+    # above kernel.ScalingKernel.SMALL entries: smaller problems run as one batched dense product
+    x, y = _clouds(5, n=140, m=130)
+    assert 140 * 130 >= kernel.ScalingKernel.SMALL
     C = cost_matrix(x, y, p=2)
     eps = 2e-3 * float(C.median())  # about 5% of the kernel's entries are kept
     built = []
@@ -207,8 +209,8 @@ def test_truncated_kernel_at_small_eps_matches_the_log_domain(monkeypatch):
     assert fast.converged and dense.converged
     span = float(C.max() - C.min())
     assert abs(float(fast.cost - dense.cost)) <= (fast.marginal_error + dense.marginal_error) * span + 1e-12
-    a = np.full(90, 1 / 90)
-    b = np.full(80, 1 / 80)
+    a = np.full(140, 1 / 140)
+    b = np.full(130, 1 / 130)
     assert abs(_plan_error(fast, a, b) - fast.marginal_error) <= 1e-12
 
 
