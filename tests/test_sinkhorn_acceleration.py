@@ -221,8 +221,8 @@ _CONVERSIONS = ("item", "cpu", "numpy", "tolist", "__bool__", "__float__", "__in
                 "__array__")
 
 
-def _count_conversions(monkeypatch):
-    """Count every call of a tensor-to-host conversion inside the Sinkhorn loops."""
+def _count_conversions(monkeypatch, loop_name="alternating"):
+    """Count every call of a tensor-to-host conversion inside the Sinkhorn loop ``loop.<loop_name>``."""
     counter = {"n": 0, "on": False}
     for name in _CONVERSIONS:
         original = getattr(torch.Tensor, name)
@@ -233,16 +233,16 @@ def _count_conversions(monkeypatch):
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, wrapped)
-    original_alt = loop.alternating
+    original_loop = getattr(loop, loop_name)
 
-    def alternating(*args, **kwargs):
+    def counted(*args, **kwargs):
         counter["on"] = True
         try:
-            return original_alt(*args, **kwargs)
+            return original_loop(*args, **kwargs)
         finally:
             counter["on"] = False
 
-    monkeypatch.setattr(loop, "alternating", alternating)
+    monkeypatch.setattr(loop, loop_name, counted)
     return counter
 
 
@@ -262,6 +262,21 @@ def test_host_synchronisations_happen_only_at_checks(monkeypatch, geometry, acce
     with pytest.warns(ConvergenceWarning):
         sinkhorn(None, None, geom, 0.05, check_every=1, **kw)
     assert counter["n"] >= 200  # the counter sees the per-iteration checks
+
+
+def test_symmetric_loop_synchronises_only_at_checks(monkeypatch):
+    """The symmetric terms of sinkhorn_divergence run the same way: one host copy per check."""
+    x, y = _clouds(8, n=40, m=30)
+    x, y = x.float(), y.float()
+    counter = _count_conversions(monkeypatch, "symmetric")
+    with pytest.warns(ConvergenceWarning):
+        sinkhorn_divergence(x, y, 0.05, tol=1e-30, max_iter=100, check_every=25, eps_scaling=None)
+    calls = counter["n"]
+    assert 0 < calls <= 2 * (1 + 100 // 25)  # two symmetric problems (x with x, y with y), a check each
+    counter["n"] = 0
+    with pytest.warns(ConvergenceWarning):
+        sinkhorn_divergence(x, y, 0.05, tol=1e-30, max_iter=100, check_every=1, eps_scaling=None)
+    assert counter["n"] >= 100
 
 
 # ------------------------------------------------------------------------------------------------
