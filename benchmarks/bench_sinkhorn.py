@@ -648,8 +648,8 @@ def main(argv=None):
     parser.add_argument("--max-iter", type=int, default=100_000)
     # 3
     parser.add_argument("--w2-n", type=int, default=1500)
-    parser.add_argument("--w2-eps", default="0.3,0.1,0.03,0.01,0.003,0.001,0.0005,0.0003")
-    parser.add_argument("--w2-tol", default="1e-3,1e-4,1e-5,1e-6")
+    parser.add_argument("--w2-eps", default="0.3,0.1,0.05,0.03,0.02,0.01,0.005,0.003,0.001,0.0005,0.0003")
+    parser.add_argument("--w2-tol", default="1e-2,1e-3,1e-4,1e-5,1e-6")
     parser.add_argument("--geomloss-blur", default="0.1,0.05,0.02,0.01")
     parser.add_argument("--geomloss-scaling", default="0.5,0.7,0.9,0.95,0.99")
     parser.add_argument("--pot-reg", default="0.3,0.1,0.03")
