@@ -1,7 +1,8 @@
 """otmetrics: optimal-transport and divergence metrics.
 
 Exact EMD with certified duals, 1-D closed forms, batched log-domain Sinkhorn, KL/JS/TV,
-and the generative-model metrics (FID, KID, MMD, Inception Score). The public API is flat:
+and the generative-model metrics (FID, KID, MMD, Inception Score; FD on any extractor, CMMD,
+precision/recall/density/coverage, FD-infinity). The public API is flat:
 everything below is importable as ``otmetrics.<name>``.
 
 Names whose modules need torch at import time (the InceptionV3, image folders, the critic) are
@@ -37,7 +38,12 @@ from .generative.gaussian import GaussianStats
 from .generative.inception_score import inception_score
 from .generative.kid import kid
 from .generative.metrics import FID, KID, MMD, InceptionScore
+from .generative.fd_metrics import FD, FDInfinity
+from .generative.row_metrics import CMMD, PRDC
 from .generative.mmd import mmd
+from .generative.prdc import PRDCResult, prdc
+from .generative.cmmd import cmmd
+from .generative.fd_infinity import FDInfinityResult, fd_infinity
 
 # -- loaded on first use: name -> module ------------------------------------------------------------
 # (no lazy name may equal a submodule's name: importing the submodule would shadow it)
@@ -48,11 +54,14 @@ _LAZY = {
     "CLIPImageEncoder": "generative.features.clip",
     "image_features": "generative.features.images",
     "iter_image_features": "generative.features.images",
+    # the torchmetrics adapter (torchmetrics is an optional dependency)
+    "TorchMetricsAdapter": "generative.adapters.torchmetrics_adapter",
 }
 if _TYPE_CHECKING:  # for type checkers and the API documentation (static analysis)
     from . import critic, demo, testing
     from .generative.features.images import image_features, iter_image_features
     from .generative.features.inception import FIDInceptionV3
+    from .generative.adapters.torchmetrics_adapter import TorchMetricsAdapter
     from .generative.features.dinov2 import DINOv2
     from .generative.features.clip import CLIPImageEncoder
 

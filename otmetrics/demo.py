@@ -8,9 +8,11 @@
 3. evaluates four samplers against held-out data — the trained generator, the same network
    untrained, a mode-collapsed sampler (3 of 8 modes) and a second real sample (the floor each
    metric has from sampling noise alone) — with every metric: exact W1 and W2 with their
-   certificates, a 1-D W1, the Sinkhorn divergence, MMD, KID, the Frechet distance, an
-   Inception-Score analogue (the mixture's posterior over its 8 modes stands in for the Inception
-   classifier), KL/JS/TV on a histogram grid, and the certified WGAN-critic lower bound on W1;
+   certificates, a 1-D W1, the Sinkhorn divergence, MMD, KID, the Frechet distance and its
+   extrapolation to infinitely many samples (FD-infinity), the CMMD formula, precision / recall /
+   density / coverage, an Inception-Score analogue (the mixture's posterior over its 8 modes
+   stands in for the Inception classifier), KL/JS/TV on a histogram grid, and the certified
+   WGAN-critic lower bound on W1;
 4. prints one table and writes plots into the folder it names.
 """
 
@@ -140,6 +142,12 @@ ROWS = [
     Row("MMD^2 (Gaussian, median)", "lower", "unbiased estimator"),
     Row("KID", "lower", "cubic kernel, 50 seeded subsets"),
     Row("Frechet distance", "lower", "FID formula on the 2-D points"),
+    Row("FD-infinity", "lower", "FD extrapolated to N = inf (dgm-eval)"),
+    Row("CMMD formula", "lower", "1000 MMD^2, Gaussian sigma 10, biased"),
+    Row("Precision (k=5)", "higher", "fidelity: samples on the data"),
+    Row("Recall (k=5)", "higher", "diversity: data reached by samples"),
+    Row("Density (k=5)", "higher", "fidelity, outlier-robust (~1 if equal)"),
+    Row("Coverage (k=5)", "higher", "data balls hit: mode coverage"),
     Row("Mode score (IS analogue)", "higher", "8 = all modes, sharp"),
     Row("KL(data | model) on grid", "lower", "inf when a cell of data is missed"),
     Row("JS on grid", "lower", "log 2 = 0.693 for disjoint supports"),
@@ -169,6 +177,11 @@ def evaluate(model: np.ndarray, data: np.ndarray, *, critic_steps: int, seed: in
     stats_m.update(model)
     stats_d.update(data)
     out["Frechet distance"] = otmetrics.frechet_distance(stats_m.mean, stats_m.cov, stats_d.mean, stats_d.cov)
+    out["FD-infinity"] = otmetrics.fd_infinity(data, model, seed=seed).value
+    out["CMMD formula"] = otmetrics.cmmd(data, model)
+    quality = otmetrics.prdc(data, model, k=5)
+    for name in ("precision", "recall", "density", "coverage"):
+        out[f"{name.capitalize()} (k=5)"] = getattr(quality, name)
     out["Mode score (IS analogue)"] = otmetrics.inception_score(mode_posterior(model), splits=1)[0]
     edges = np.linspace(-3, 3, 31)
     h_model = np.histogram2d(model[:, 0], model[:, 1], bins=[edges, edges])[0].ravel() + 0.0
@@ -210,7 +223,8 @@ def format_table(results: dict) -> str:
 # ----------------------------------------------------------------------------------------------
 # Plots
 # ----------------------------------------------------------------------------------------------
-def write_plots(out_dir: str, data: np.ndarray, samples: dict, results: dict, losses: np.ndarray) -> list[str]:
+def write_plots(out_dir: str, data: np.ndarray, samples: dict, results: dict,
+                losses: np.ndarray) -> list[str]:
     try:
         import matplotlib
 
@@ -316,7 +330,8 @@ def _run(args) -> int:
     print(f"\nThe critic's certified lower bound stayed below the exact W1 for every sampler: {held}")
     written = write_plots(args.out, data, samples, results, losses)
     if written:
-        print(f"Plots written to {os.path.abspath(args.out)}/: " + ", ".join(os.path.basename(p) for p in written))
+        print(f"Plots written to {os.path.abspath(args.out)}/: "
+              + ", ".join(os.path.basename(p) for p in written))
     else:
         print("matplotlib is not installed: no plots (pip install 'otmetrics[plots]')")
     print(f"Done in {time.perf_counter() - start:.1f} s.")

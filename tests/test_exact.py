@@ -283,6 +283,7 @@ def test_torch_gradient_with_respect_to_points():
     torch.testing.assert_close(x.grad, expected)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_inputs_stay_on_the_device():
     a_np, b_np, C_np = _gaussian_problem(9, 6, seed=11)

@@ -223,9 +223,10 @@ def test_callable_extractor_and_its_errors():
         FID(lambda x: (x, x)).update(torch.from_numpy(real), real=True)
     with pytest.raises(ValueError, match="batch: features must be finite, got NaN or infinity in row 1"):
         FID(lambda x: torch.log(x[:, :2])).update(torch.tensor([[1.0, 1.0], [0.0, -1.0]]), real=True)
-    with pytest.raises(ValueError, match="feature_extractor: must be None, 'inception'"):
+    with pytest.raises(ValueError, match="feature_extractor: must be None, a registered name, a torch"):
         FID(42)
-    with pytest.raises(ValueError, match="feature_extractor: the only name accepted is 'inception'"):
+    with pytest.raises(ValueError, match=r"feature_extractor: FID is defined on 'inception' features, got "
+                                         r"'resnet' \(otmetrics.FD takes any extractor\)"):
         FID("resnet")
 
 

@@ -620,9 +620,9 @@ def test_divergence_bad_input_names_the_argument(kwargs, match):
         sinkhorn_divergence(x, y, eps, **args)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_tensors_on_different_devices_are_rejected():
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device")
     with pytest.raises(ValueError, match="^a: must be on the device of cost"):
         sinkhorn(torch.ones(3, device="cuda") / 3, None, torch.ones(3, 3), 0.1)
 
@@ -644,7 +644,7 @@ def test_cuda_matches_cpu(dtype, online):
     tol = 1e-5 if dtype == torch.float32 else 1e-10
     cpu = sinkhorn(None, None, PointCloud(x, y, online=online), 0.1, tol=tol)
     gpu = sinkhorn(None, None, PointCloud(x.cuda(), y.cuda(), online=online), 0.1, tol=tol)
-    assert gpu.f.device.type == "cuda" and gpu.cost.dtype == dtype
+    assert gpu.potentials[0].device.type == "cuda" and gpu.cost.dtype == dtype
     assert gpu.converged.all() and cpu.converged.all()
     # both are converged to tol: they differ by what the marginal errors allow (plus float32 rounding)
     span = float(cost_matrix(x, y, p=2).max())

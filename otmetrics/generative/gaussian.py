@@ -40,6 +40,10 @@ class GaussianStats:
         Keep the state as ``float64`` torch tensors on this device (e.g. ``"cuda"``: the
         ``O(B d^2)`` update runs there). Default: numpy arrays, or tensors on the device of the
         first tensor batch.
+    extractor : str, optional
+        The registered name of the feature extractor the statistics come from (``"inception"``,
+        ``"dinov2-vitl14"``, ...): saved with them, and merging statistics of two different
+        extractors is an error. ``None``: unknown (e.g. pytorch-fid's files).
 
     Attributes
     ----------
@@ -87,9 +91,13 @@ class GaussianStats:
     3.0
     """
 
-    def __init__(self, dim: int | None = None, *, device=None):
+    #: The feature extractor's registered name (a class default: objects pickled before it existed).
+    _extractor: str | None = None
+
+    def __init__(self, dim: int | None = None, *, device=None, extractor: str | None = None):
         if dim is not None:
             validate_positive(dim, "dim", integer=True)
+        self._extractor = _validate_extractor(extractor)
         self._dim = None if dim is None else int(dim)
         self._device = None
         if device is not None:
@@ -103,12 +111,13 @@ class GaussianStats:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def from_features(cls, x, *, device=None) -> GaussianStats:
+    def from_features(cls, x, *, device=None, extractor: str | None = None) -> GaussianStats:
         """Statistics of a whole ``(n, d)`` feature array (one :meth:`update`)."""
-        return cls(device=device).update(x)
+        return cls(device=device, extractor=extractor).update(x)
 
     @classmethod
-    def from_moments(cls, mean, cov, n: int | None = None, *, device=None) -> GaussianStats:
+    def from_moments(cls, mean, cov, n: int | None = None, *, device=None,
+                     extractor: str | None = None) -> GaussianStats:
         """Statistics from a given mean and (``ddof=1``) covariance, optionally with their count.
 
         With ``n`` the result can be updated and merged like an accumulated one; without it,
@@ -123,7 +132,7 @@ class GaussianStats:
                 mean.device if is_tensor(mean) else cov.device)
         mean, cov = validate_moments(mean, cov, "mean", "cov", None, use_torch, dev)
         d = mean.shape[0]
-        stats = cls(d, device=dev)
+        stats = cls(d, device=dev, extractor=extractor)
         if n is None:
             stats._n = None
             stats._mean = mean
@@ -145,6 +154,19 @@ class GaussianStats:
     def n(self) -> int | None:
         """Number of samples accumulated (``None``: loaded without a count)."""
         return self._n
+
+    @property
+    def extractor(self) -> str | None:
+        """The registered name of the feature extractor these statistics come from (``None``:
+        unknown)."""
+        return self._extractor
+
+    def check_extractor(self, extractor: str | None, name: str = "other") -> None:
+        """Raise ``ValueError`` naming ``name`` and both extractors when ``extractor`` and this
+        object's are both known and differ."""
+        if extractor is not None and self._extractor is not None and extractor != self._extractor:
+            raise ValueError(f"{name}: statistics of the {extractor!r} features cannot be combined with "
+                             f"statistics of the {self._extractor!r} features")
 
     @property
     def mean(self):
@@ -232,8 +254,11 @@ class GaussianStats:
             raise ValueError(f"other: expected GaussianStats, got {type(other).__name__}")
         self._check_updatable("merge")
         other._check_updatable("other")
+        self.check_extractor(other._extractor)
         if other._n == 0:
             return self
+        if self._extractor is None:
+            self._extractor = other._extractor
         if self._dim is not None and other._dim != self._dim:
             raise ValueError(f"other: feature dimensions differ, got {other._dim} and {self._dim}")
         mean_b, scatter_b = other._mean, other._scatter
@@ -253,7 +278,7 @@ class GaussianStats:
 
     def copy(self) -> GaussianStats:
         """An independent copy."""
-        new = GaussianStats(self._dim)
+        new = GaussianStats(self._dim, extractor=self._extractor)
         new._device = self._device
         new._n = self._n
 
@@ -313,7 +338,7 @@ class GaussianStats:
         first = torch.cat([count, mean_local * n_local])
         first = all_reduce_sum(first, group)
         n_total = int(round(float(first[0])))
-        merged = GaussianStats(d)
+        merged = GaussianStats(d, extractor=self._extractor)
         merged._device = self._device
         if n_total == 0:
             return merged
@@ -341,9 +366,10 @@ class GaussianStats:
     def save(self, path) -> Path:
         """Write the mean, the covariance and ``n`` to an ``.npz`` file, under pytorch-fid's keys.
 
-        The keys are ``mu`` (the mean), ``sigma`` (the covariance) and ``n``: ``mu``/``sigma`` are
-        pytorch-fid's file format, kept so that pytorch-fid and torch-fidelity read these files
-        as they are (the arguments of otmetrics spell the moments ``mean`` and ``cov``). The file
+        The keys are ``mu`` (the mean), ``sigma`` (the covariance), ``n`` and, when known,
+        ``extractor`` (its registered name, a string): ``mu``/``sigma`` are pytorch-fid's file
+        format, kept so that pytorch-fid and torch-fidelity read these files as they are (the
+        arguments of otmetrics spell the moments ``mean`` and ``cov``). The file
         is written to a temporary name and renamed, so an interrupted save leaves no truncated
         statistics. ``.npz`` is appended when missing (as ``numpy.savez`` does). Returns the path
         written.
@@ -354,6 +380,8 @@ class GaussianStats:
         arrays: dict[str, Any] = {"mu": to_numpy(self.mean), "sigma": to_numpy(self.cov)}
         if self._n is not None:
             arrays["n"] = np.int64(self._n)
+        if self._extractor is not None:
+            arrays["extractor"] = np.array(self._extractor)
         tmp = path.with_name(path.name + ".tmp")
         try:
             with open(tmp, "wb") as handle:
@@ -368,7 +396,8 @@ class GaussianStats:
     def load(cls, path, *, device=None) -> GaussianStats:
         """Read an ``.npz`` with ``mu`` (the mean) and ``sigma`` (the covariance), and optionally ``n``.
 
-        The keys are pytorch-fid's file format (see :meth:`save`). Files written by pytorch-fid
+        The keys are pytorch-fid's file format (see :meth:`save`), and the optional ``extractor``
+        (the name of the feature extractor, see :attr:`extractor`). Files written by pytorch-fid
         (``--save-stats``) hold only ``mu`` and ``sigma``: the result
         then has ``n = None`` and can be compared but not updated or merged.
         """
@@ -390,8 +419,21 @@ class GaussianStats:
                 raise ValueError(f"path: '{path}' has an entry 'n' that is not an integer count, got "
                                  f"{arrays['n']!r}")
             n = int(arrays["n"])
-        return cls.from_moments(mu, sigma, n, device=device)
+        extractor = None
+        if "extractor" in arrays:
+            if arrays["extractor"].ndim != 0 or arrays["extractor"].dtype.kind != "U":
+                raise ValueError(f"path: '{path}' has an entry 'extractor' that is not a name, got "
+                                 f"{arrays['extractor']!r}")
+            extractor = str(arrays["extractor"])
+        return cls.from_moments(mu, sigma, n, device=device, extractor=extractor)
 
     def __repr__(self) -> str:
         where = "" if self._device is None else f", device={str(self._device)!r}"
-        return f"GaussianStats(dim={self._dim}, n={self._n}{where})"
+        made = "" if self._extractor is None else f", extractor={self._extractor!r}"
+        return f"GaussianStats(dim={self._dim}, n={self._n}{where}{made})"
+
+
+def _validate_extractor(extractor):
+    if extractor is not None and (not isinstance(extractor, str) or not extractor):
+        raise ValueError(f"extractor: must be a feature extractor's name or None, got {extractor!r}")
+    return extractor

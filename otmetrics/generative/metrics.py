@@ -13,18 +13,17 @@ whatever the extractor takes (e.g. images ``(B, 3, H, W)``), and its output, fla
 ``(B, d)``, is the feature vector. ``feature_extractor="inception"`` builds the FID InceptionV3
 (:class:`otmetrics.FIDInceptionV3`, which needs its weight file).
 
-The machinery the four classes share (feature extraction, devices, the distributed switch, the
-row buffers) is in :mod:`otmetrics.generative.streaming`.
+:class:`FID` is :class:`otmetrics.FD` (in :mod:`otmetrics.generative.fd_metrics`) restricted to
+the Inception features. The machinery the four classes share (feature extraction, devices, the
+distributed switch, the row buffers) is in :mod:`otmetrics.generative.streaming`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._core.arrays import to_numpy
 from .._core.validation import validate_positive
-from .frechet import frechet_distance
-from .gaussian import GaussianStats
+from .fd_metrics import FD
 from .inception_score import inception_score
 from .kid import kid, kid_values, validate_subset_size
 from .mmd import mmd, mmd_float64
@@ -36,10 +35,12 @@ __all__ = ["FID", "KID", "InceptionScore", "MMD"]
 # ------------------------------------------------------------------------------------------------
 # FID
 # ------------------------------------------------------------------------------------------------
-class FID(StreamingMetric):
+class FID(FD):
     r"""Streaming Fréchet Inception Distance: Gaussian statistics of real and generated features.
 
-    :meth:`compute` returns :func:`otmetrics.frechet_distance` of the two accumulated Gaussians,
+    :class:`otmetrics.FD` on the features of the FID InceptionV3 (the only name it accepts is
+    ``"inception"``; :class:`otmetrics.FD` takes any extractor). :meth:`compute` returns
+    :func:`otmetrics.frechet_distance` of the two accumulated Gaussians,
     :math:`\lVert \mu_r - \mu_g \rVert^2 + \operatorname{tr}\big(\Sigma_r + \Sigma_g
     - 2 (\Sigma_r^{1/2} \Sigma_g \Sigma_r^{1/2})^{1/2}\big)`, as a Python float (not
     differentiable: an evaluation metric).
@@ -65,6 +66,9 @@ class FID(StreamingMetric):
         Combine the statistics of all ``torch.distributed`` ranks in :meth:`compute`.
     process_group : optional
         The ``torch.distributed`` group to combine over (default: the whole world).
+    extractor_kwargs : dict, optional
+        Keyword arguments of the InceptionV3 built for ``"inception"``, e.g.
+        ``{"weights": "pt_inception-2015-12-05-6726825d.pth"}``.
 
     Notes
     -----
@@ -94,114 +98,8 @@ class FID(StreamingMetric):
     2.0
     """
 
-    def __init__(self, feature_extractor=None, *, real_stats=None, reset_real: bool = True, device=None,
-                 sync: bool = True, process_group=None):
-        super().__init__(feature_extractor, device, sync, process_group)
-        self.reset_real = check_bool(reset_real, "reset_real")
-        self._fixed_real = real_stats is not None
-        if real_stats is None:
-            self.real = GaussianStats(device=self.device)
-        elif isinstance(real_stats, GaussianStats):
-            self.real = real_stats.copy()
-        else:
-            self.real = GaussianStats.load(real_stats)
-        self.fake = GaussianStats(device=self.device)
-
-    def update(self, batch, *, real: bool) -> None:
-        """Add a batch of real (``real=True``) or generated (``real=False``) samples."""
-        check_bool(real, "real")
-        if real and self._fixed_real:
-            raise ValueError("real: the real statistics were given at construction (real_stats), they "
-                             "cannot be updated; pass real=False for generated samples")
-        feats = self.extract_features(batch)
-        other = self.fake if real else self.real
-        if other.dim is not None and feats.shape[1] != other.dim:
-            raise ValueError(f"batch: expected feature vectors of dimension {other.dim} (as the "
-                             f"{'generated' if real else 'real'} ones), got {feats.shape[1]}")
-        (self.real if real else self.fake).update(feats)
-
-    def _stats(self):
-        if self.distributed:
-            fake = self.fake.sync(self.process_group)
-            real = self.real if self._fixed_real else self.real.sync(self.process_group)
-            return real, fake
-        return self.real, self.fake
-
-    def compute(self) -> float:
-        """The FID between everything seen so far (all ranks in distributed mode), as a float."""
-        real, fake = self._stats()
-        for stats, name in ((real, "real"), (fake, "fake")):
-            if stats.n is not None and stats.n < 2:
-                raise ValueError(f"{name}: need at least 2 samples for a covariance, got {stats.n}")
-        if real.dim is not None and fake.dim is not None and real.dim != fake.dim:
-            raise ValueError(f"fake: feature dimensions differ from the real ones, got {fake.dim} and "
-                             f"{real.dim}")
-        return float(frechet_distance(real.mean, real.cov, fake.mean, fake.cov))
-
-    def reset(self) -> FID:
-        """Forget the generated samples, and the real ones unless ``reset_real=False`` or fixed."""
-        self.fake.reset()
-        if self.reset_real and not self._fixed_real:
-            self.real.reset()
-        return self
-
-    def merge(self, other: FID) -> FID:
-        """Add ``other``'s samples (both sets) to this object's; returns ``self``.
-
-        Fixed real statistics (``real_stats``) are never combined: when this object has them,
-        ``other`` must hold no real samples, and if it has fixed real statistics too they must
-        be the same (to ``1e-12`` relative); otherwise a ``ValueError``, and nothing is changed.
-        """
-        if not isinstance(other, FID):
-            raise ValueError(f"other: expected an FID object, got {type(other).__name__}")
-        dims = [(name, stats.dim) for name, stats in (("this object's real", self.real),
-                                                      ("this object's generated", self.fake),
-                                                      ("other's real", other.real),
-                                                      ("other's generated", other.fake))
-                if stats.dim is not None]
-        if len({d for _, d in dims}) > 1:
-            raise ValueError("other: feature dimensions differ, got "
-                             + ", ".join(f"{d} ({name})" for name, d in dims))
-        if self._fixed_real:
-            if other._fixed_real:
-                _check_same_statistics(self.real, other.real)
-            elif other.real.n:
-                raise ValueError("other: holds real samples but this object's real statistics are fixed "
-                                 f"(real_stats), got {other.real.n} real samples")
-        elif other._fixed_real:
-            raise ValueError("other: has fixed real statistics (real_stats) and this object has not")
-        else:
-            self.real.merge(other.real)
-        self.fake.merge(other.fake)
-        return self
-
-    @property
-    def n_real(self) -> int | None:
-        """Real samples seen (on this rank)."""
-        return self.real.n
-
-    @property
-    def n_fake(self) -> int:
-        """Generated samples seen (on this rank)."""
-        return self.fake.n
-
-    def __repr__(self) -> str:
-        return f"FID(n_real={self.n_real}, n_fake={self.n_fake})"
-
-
-def _check_same_statistics(mine: GaussianStats, theirs: GaussianStats, rtol: float = 1e-12):
-    """Raise unless two fixed real statistics have the same mean and covariance (to ``rtol``
-    relative to their largest entry): merging FIDs against different references mixes metrics."""
-    gaps = []
-    for what, a, b in (("mean", mine.mean, theirs.mean), ("cov", mine.cov, theirs.cov)):
-        a, b = to_numpy(a), to_numpy(b)
-        scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
-        gap = float(np.abs(a - b).max())
-        if gap > rtol * scale:
-            gaps.append(f"max |{what} difference| = {gap:.3g} (max |{what}| = {scale:.3g})")
-    if gaps:
-        raise ValueError("other: its fixed real statistics (real_stats) differ from this object's, got "
-                         + ", ".join(gaps))
+    extractor_names = ("inception",)
+    extractor_hint = " (otmetrics.FD takes any extractor)"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -216,8 +114,9 @@ class KID(TwoSetRowsMetric):
 
     Parameters
     ----------
-    feature_extractor, device, sync, process_group, reset_real :
-        As in :class:`FID`.
+    feature_extractor, device, sync, process_group, reset_real, extractor_kwargs :
+        As in :class:`otmetrics.FD` (any registered extractor name: KID on DINOv2 features is
+        dgm-eval's "KD").
     subsets, subset_size, degree, gamma, coef0, seed :
         As in :func:`otmetrics.kid`. The subsets are drawn from the rows in the order of
         updates (in distributed mode: rank 0's rows, then rank 1's, ...), so a fixed seed gives
@@ -250,8 +149,9 @@ class KID(TwoSetRowsMetric):
     def __init__(self, feature_extractor=None, *, subsets: int = 100, subset_size: int = 1000,
                  degree: int = 3,
                  gamma=None, coef0: float = 1, seed: int = 0, reset_real: bool = True, device=None,
-                 sync: bool = True, process_group=None):
-        super().__init__(feature_extractor, device, sync, process_group, reset_real)
+                 sync: bool = True, process_group=None, extractor_kwargs: dict | None = None):
+        super().__init__(feature_extractor, device, sync, process_group, reset_real,
+                         extractor_kwargs=extractor_kwargs)
         self.options = dict(subsets=subsets, subset_size=subset_size, degree=degree, gamma=gamma, coef0=coef0,
                             seed=seed)
         # Validate the options now rather than at the end of a long evaluation (the probe has
@@ -279,8 +179,8 @@ class MMD(TwoSetRowsMetric):
 
     Parameters
     ----------
-    feature_extractor, device, sync, process_group, reset_real :
-        As in :class:`FID`.
+    feature_extractor, device, sync, process_group, reset_real, extractor_kwargs :
+        As in :class:`otmetrics.FD`.
     kernel, bandwidth, estimator, degree, gamma, coef0 :
         As in :func:`otmetrics.mmd` (``x`` is the real set, ``y`` the generated one).
 
@@ -307,8 +207,9 @@ class MMD(TwoSetRowsMetric):
 
     def __init__(self, feature_extractor=None, *, kernel: str = "gaussian", bandwidth=None,
                  estimator: str = "unbiased", degree=None, gamma=None, coef0=None, reset_real: bool = True,
-                 device=None, sync: bool = True, process_group=None):
-        super().__init__(feature_extractor, device, sync, process_group, reset_real)
+                 device=None, sync: bool = True, process_group=None, extractor_kwargs: dict | None = None):
+        super().__init__(feature_extractor, device, sync, process_group, reset_real,
+                         extractor_kwargs=extractor_kwargs)
         self.options = dict(kernel=kernel, bandwidth=bandwidth, estimator=estimator, degree=degree,
                             gamma=gamma,
                             coef0=coef0)
@@ -341,7 +242,7 @@ class InceptionScore(StreamingMetric):
     from_logits : bool, optional
         Whether the rows are logits (a float64 log-softmax is applied) rather than probabilities.
         Default: ``True`` for ``"inception"``, else ``False``.
-    device, sync, process_group :
+    device, sync, process_group, extractor_kwargs :
         As in :class:`FID`.
 
     Notes
@@ -365,9 +266,12 @@ class InceptionScore(StreamingMetric):
     (5.0, 0.0)
     """
 
+    extractor_names = ("inception",)
+
     def __init__(self, feature_extractor=None, *, splits: int = 10, from_logits: bool | None = None,
-                 device=None, sync: bool = True, process_group=None):
-        super().__init__(feature_extractor, device, sync, process_group, inception_output="logits_unbiased")
+                 device=None, sync: bool = True, process_group=None, extractor_kwargs: dict | None = None):
+        super().__init__(feature_extractor, device, sync, process_group, inception_output="logits_unbiased",
+                         extractor_kwargs=extractor_kwargs)
         if from_logits is None:
             from_logits = isinstance(feature_extractor, str)
         self.from_logits = check_bool(from_logits, "from_logits")

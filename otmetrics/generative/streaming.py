@@ -5,7 +5,8 @@
 - :class:`RowBuffer`: the growing buffer of feature rows of the row-storing metrics;
 - :class:`TwoSetRowsMetric`: the base of the metrics that store a real and a generated set of rows
   (:class:`otmetrics.KID`, :class:`otmetrics.MMD`);
-- :func:`check_bool` and :func:`require_rows`: the checks they share.
+- :func:`check_bool`, :func:`check_same_extractor` and :func:`require_rows`: the checks they
+  share.
 
 The state of :class:`otmetrics.FID` is :class:`~otmetrics.GaussianStats`, whose ``sync`` does its
 own distributed merge; the row buffers are all-gathered by :meth:`RowBuffer.gathered`.
@@ -17,7 +18,8 @@ import numpy as np
 
 from .._core.arrays import describe, is_tensor, to_numpy
 
-__all__ = ["StreamingMetric", "RowBuffer", "TwoSetRowsMetric", "check_bool", "require_rows"]
+__all__ = ["StreamingMetric", "RowBuffer", "TwoSetRowsMetric", "check_bool", "check_same_extractor",
+           "require_rows"]
 
 
 def check_bool(value, name: str) -> bool:
@@ -39,11 +41,13 @@ class StreamingMetric:
 
     Parameters
     ----------
-    feature_extractor : None, "inception", torch.nn.Module or callable
-        As in :class:`otmetrics.FID`: ``None`` (batches are feature vectors), ``"inception"``
-        (:class:`otmetrics.FIDInceptionV3` with output ``inception_output``), or a module or
-        callable mapping a batch to features (a module is put in ``eval()`` mode and moved to
-        ``device`` if given).
+    feature_extractor : None, str, torch.nn.Module or callable
+        ``None`` (batches are feature vectors); the name of a registered extractor
+        (:func:`~otmetrics.generative.features.registry.extractor_names`: ``"inception"``,
+        ``"dinov2-vitl14"``, ...), built by
+        :func:`~otmetrics.generative.features.registry.build_extractor` with
+        ``extractor_kwargs``; or a module or callable mapping a batch to features (a module is put
+        in ``eval()`` mode and moved to ``device`` if given).
     device : str or torch.device, optional
         Where the extractor runs and the features are kept (default: the extractor's device, else
         each batch's own).
@@ -52,7 +56,17 @@ class StreamingMetric:
     process_group : optional
         The ``torch.distributed`` group to combine over (default: the whole world).
     inception_output : str, default "pool3"
-        The :class:`otmetrics.FIDInceptionV3` output that ``feature_extractor="inception"`` builds.
+        The :class:`otmetrics.FIDInceptionV3` output that ``feature_extractor="inception"`` builds
+        (unless ``extractor_kwargs`` names one).
+    extractor_kwargs : dict, optional
+        Keyword arguments of the named extractor, e.g. ``{"weights": "file.pth"}`` or
+        ``{"pretrained": False}``; an error with a module or callable.
+
+    Attributes
+    ----------
+    extractor_name : str or None
+        The registered name the extractor was built from, ``None`` for a module, a callable or
+        none: statistics and merges of different named extractors are refused.
 
     Examples
     --------
@@ -61,23 +75,27 @@ class StreamingMetric:
     (torch.float64, False)
     """
 
+    #: The registered names a subclass accepts (``None``: every one).
+    extractor_names: tuple[str, ...] | None = None
+    #: Said after refusing a name outside :attr:`extractor_names`.
+    extractor_hint: str = ""
+    #: Set from a registered name; ``None`` otherwise (and for objects pickled before it existed).
+    extractor_name: str | None = None
+
     def __init__(self, feature_extractor, device, sync: bool, process_group, *,
-                 inception_output: str = "pool3"):
+                 inception_output: str = "pool3", extractor_kwargs: dict | None = None):
         import torch
 
         self._sync_enabled = check_bool(sync, "sync")
         self.process_group = process_group
         if isinstance(feature_extractor, str):
-            if feature_extractor != "inception":
-                raise ValueError(f"feature_extractor: the only name accepted is 'inception', got "
-                                 f"{feature_extractor!r}")
-            from .features.inception import FIDInceptionV3
-
-            feature_extractor = FIDInceptionV3(output=inception_output)
+            feature_extractor = self._build_named(feature_extractor, inception_output, extractor_kwargs)
+        elif extractor_kwargs is not None:
+            raise ValueError("extractor_kwargs: only used to build a named feature_extractor, got "
+                             f"{extractor_kwargs!r} with a {type(feature_extractor).__name__}")
         elif feature_extractor is not None and not callable(feature_extractor):
-            raise ValueError("feature_extractor: must be None, 'inception', a torch.nn.Module or a "
-                             "callable, "
-                             f"got {type(feature_extractor).__name__}")
+            raise ValueError("feature_extractor: must be None, a registered name, a torch.nn.Module or a "
+                             f"callable, got {type(feature_extractor).__name__}")
         if device is not None:
             device = torch.device(device)
         if isinstance(feature_extractor, torch.nn.Module):
@@ -90,6 +108,29 @@ class StreamingMetric:
             feature_extractor.eval()
         self.feature_extractor = feature_extractor
         self.device = device
+
+    def _build_named(self, name: str, inception_output: str, extractor_kwargs):
+        from .features.registry import build_extractor, extractor_entry
+
+        allowed = type(self).extractor_names
+        if allowed is not None and name not in allowed:
+            raise ValueError(f"feature_extractor: {type(self).__name__} is defined on "
+                             f"{' or '.join(repr(a) for a in allowed)} features, got {name!r}"
+                             f"{type(self).extractor_hint}")
+        extractor_entry(name)  # an unknown name: a ValueError listing the known ones
+        if extractor_kwargs is not None and not isinstance(extractor_kwargs, dict):
+            raise ValueError(f"extractor_kwargs: must be a dict, got {type(extractor_kwargs).__name__}")
+        kwargs = dict(self.default_extractor_kwargs(name))
+        if name == "inception":
+            kwargs["output"] = inception_output
+        kwargs.update(extractor_kwargs or {})
+        self.extractor_name = name
+        return build_extractor(name, **kwargs)
+
+    def default_extractor_kwargs(self, name: str) -> dict:
+        """Keyword arguments a subclass passes to the extractor ``name`` unless the caller's
+        ``extractor_kwargs`` say otherwise (none here)."""
+        return {}
 
     def extract_features(self, batch, name: str = "batch"):
         """The feature rows ``(B, d)`` of a batch, as a detached tensor on the metric's device.
@@ -219,6 +260,20 @@ class RowBuffer:
         self.chunks = []
 
 
+def check_same_extractor(mine, other) -> None:
+    """Refuse to combine the states of two metrics built from different named extractors.
+
+    Examples
+    --------
+    >>> a, b = StreamingMetric(None, None, True, None), StreamingMetric(None, None, True, None)
+    >>> check_same_extractor(a, b)   # neither built from a name: nothing to compare
+    """
+    names = (getattr(mine, "extractor_name", None), getattr(other, "extractor_name", None))
+    if None not in names and names[0] != names[1]:
+        raise ValueError(f"other: computed on the features of another extractor, got {names[1]!r} and "
+                         f"{names[0]!r} (this object's)")
+
+
 def require_rows(rows, name: str, minimum: int = 2):
     """``rows`` (a tensor or ``None``), checked to hold at least ``minimum`` rows.
 
@@ -245,10 +300,12 @@ class TwoSetRowsMetric(StreamingMetric):
         As in :class:`StreamingMetric`.
     reset_real : bool
         Whether :meth:`reset` forgets the real rows too.
+    extractor_kwargs : dict, optional
+        As in :class:`StreamingMetric`.
     """
 
-    def __init__(self, feature_extractor, device, sync, process_group, reset_real):
-        super().__init__(feature_extractor, device, sync, process_group)
+    def __init__(self, feature_extractor, device, sync, process_group, reset_real, *, extractor_kwargs=None):
+        super().__init__(feature_extractor, device, sync, process_group, extractor_kwargs=extractor_kwargs)
         self.reset_real = check_bool(reset_real, "reset_real")
         self._real = RowBuffer()
         self._fake = RowBuffer()
@@ -282,6 +339,7 @@ class TwoSetRowsMetric(StreamingMetric):
         """Append ``other``'s samples (both sets) after this object's; returns ``self``."""
         if type(other) is not type(self):
             raise ValueError(f"other: expected a {type(self).__name__} object, got {type(other).__name__}")
+        check_same_extractor(self, other)
         self._real.extend(other._real, "other")
         self._fake.extend(other._fake, "other")
         return self
