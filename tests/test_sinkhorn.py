@@ -23,7 +23,7 @@ from otmetrics import (
     sinkhorn,
     sinkhorn_divergence,
 )
-from otmetrics.transport.sinkhorn import loop
+from otmetrics.transport.sinkhorn import kernel, loop
 from otmetrics.transport.sinkhorn.softmin import DenseSoftMin, PointCloudSoftMin
 from otmetrics.testing import ot_problems
 
@@ -207,10 +207,10 @@ def test_each_problem_stops_at_its_own_tolerance_and_then_stops_changing():
         torch.testing.assert_close(alone.cost, res.cost[k], rtol=1e-13, atol=0)
 
 
-@pytest.mark.parametrize("path", ["lockstep", "gemv_loop", "batched_bmm", "log_domain_only"])
+@pytest.mark.parametrize("path", ["lockstep", "gemv_loop", "batched_bmm", "log_domain_only", "truncated"])
 def test_every_execution_path_gives_the_same_answer(path, monkeypatch):
     # the CPU groups problems and loops over gemv; GPUs run the batch in lockstep with bmm; online costs
-    # stay in the log domain. Force each path on the CPU and compare.
+    # stay in the log domain; small eps truncates the kernel. Force each path on the CPU and compare.
     x, y = _mixed_batch()
     C = cost_matrix(x[:, :20], y[:, :15], p=2)
     ref = sinkhorn(None, None, C, 0.5, tol=1e-10)
@@ -218,9 +218,11 @@ def test_every_execution_path_gives_the_same_answer(path, monkeypatch):
         monkeypatch.setattr(loop, "_CPU_GROUP_BYTES", 2**40)
     elif path == "batched_bmm":
         monkeypatch.setattr(loop, "_CPU_GROUP_BYTES", 2**40)
-        monkeypatch.setattr(loop._Kernel, "_gemv_loop", staticmethod(lambda device: False))
+        monkeypatch.setattr(kernel.ScalingKernel, "_gemv_loop", staticmethod(lambda device: False))
     elif path == "log_domain_only":
         monkeypatch.setattr(DenseSoftMin, "is_dense", False)
+    elif path == "truncated":
+        monkeypatch.setattr(kernel, "SPARSE_DENSITY", 1.0)
     res = sinkhorn(None, None, C, 0.5, tol=1e-10)
     np.testing.assert_array_equal(res.converged, ref.converged)
     assert np.all(np.abs(res.n_iter - ref.n_iter) <= 1)
@@ -244,15 +246,17 @@ def test_eps_scaling_gives_the_same_answer_in_fewer_iterations():
     x, y, a, b = _problem(4, n=60, m=50)
     C = cost_matrix(x, y, p=2)
     eps = 2e-3 * float(np.median(C))
-    plain = sinkhorn(a, b, C, eps, tol=1e-7, max_iter=100_000)
-    scaled = sinkhorn(a, b, C, eps, tol=1e-7, eps_scaling=0.5)
+    plain = sinkhorn(a, b, C, eps, tol=1e-7, max_iter=100_000, eps_scaling=None, acceleration=None)
+    scaled = sinkhorn(a, b, C, eps, tol=1e-7, eps_scaling=0.5, acceleration=None)
     assert plain.converged and scaled.converged
     assert scaled.n_iter < plain.n_iter
     span = C.max() - C.min()
     assert abs(scaled.cost - plain.cost) <= (plain.marginal_error + scaled.marginal_error) * span
-    # the stages count as iterations, and the final ones run at the target eps until tol holds
-    stages = len(loop.eps_schedule(eps, None, 0.5, float(C.max())))
-    assert scaled.n_iter > stages and scaled.marginal_error <= 1e-7
+    # the stages count as iterations (each runs at least one), and the final ones run at the target eps
+    # until tol holds; the stages are eps / 0.5^k, from the largest cost down to 2 eps
+    stages = loop.eps_schedule(eps, None, 0.5, float(C.max()))
+    assert stages[0] >= C.max() > stages[1] and stages[-1] == pytest.approx(2 * eps)
+    assert scaled.n_iter > len(stages) and scaled.marginal_error <= 1e-7
 
 
 def test_warm_start_converges_at_once():
@@ -412,15 +416,23 @@ def test_gradients_do_not_backpropagate_through_iterations():
     gen = torch.Generator().manual_seed(10)
     x = torch.randn(30, 2, dtype=torch.float64, generator=gen).requires_grad_()
     y = torch.randn(30, 2, dtype=torch.float64, generator=gen)
+    def graph(res):
+        nodes, seen = [res.objective.grad_fn], []
+        while nodes:
+            node = nodes.pop()
+            seen.append(node.name())
+            nodes.extend(nxt for nxt, _ in node.next_functions if nxt is not None)
+        return seen
+
+    short = sinkhorn(None, None, PointCloud(x, y), 0.3, tol=1e-1, check_every=1)
     res = sinkhorn(None, None, PointCloud(x, y), 0.3, tol=1e-10)
     assert res.objective.requires_grad and not res.potentials[0].requires_grad and not res.cost.requires_grad
-    nodes, seen = [res.objective.grad_fn], []
-    while nodes:  # the graph holds one envelope node, and no iteration
-        node = nodes.pop()
-        seen.append(node.name())
-        nodes.extend(nxt for nxt, _ in node.next_functions if nxt is not None)
+    # the graph holds one envelope node and the cost's construction, and no iteration: its size does not
+    # grow with the number of iterations
+    assert res.n_iter > 5 * short.n_iter
+    seen = graph(res)
     assert sum(name.endswith("EntropicObjectiveBackward") for name in seen) == 1
-    assert len(seen) < 15
+    assert len(seen) == len(graph(short)) < 30
     (grad,) = torch.autograd.grad(res.objective, x)
     P = res.plan
     torch.testing.assert_close(grad, 2 * (P.sum(1, keepdim=True) * x - P @ y), rtol=1e-10, atol=1e-12)
@@ -564,6 +576,20 @@ def test_public_names():
     (dict(cost=np.ones(4)), "^cost: "),
     (dict(init=(np.zeros(3), np.zeros(5))), r"init\[1\]"),
     (dict(init=np.zeros(3)), "init"),
+    (dict(check_every=0), "^check_every: "),
+    (dict(check_every=-3), "^check_every: "),
+    (dict(check_every=2.5), "^check_every: "),
+    (dict(check_every=True), "^check_every: "),
+    (dict(acceleration=2.0), "^acceleration: "),
+    (dict(acceleration=0.5), "^acceleration: "),
+    (dict(acceleration="fast"), "^acceleration: "),
+    (dict(acceleration=True), "^acceleration: "),
+    (dict(acceleration=float("nan")), "^acceleration: "),
+    (dict(stage_tol=0.0), "^stage_tol: "),
+    (dict(stage_tol=1.5), "^stage_tol: "),
+    (dict(stage_tol="loose"), "^stage_tol: "),
+    (dict(eps_scaling="fast"), "^eps_scaling: "),
+    (dict(process_group=object()), "^process_group: "),
 ])
 def test_bad_input_names_the_argument(kwargs, match):
     args = dict(a=None, b=None, cost=np.ones((3, 4)), eps=0.1)
@@ -581,6 +607,10 @@ def test_bad_input_names_the_argument(kwargs, match):
     (dict(metric="cosine"), "metric"),
     (dict(a=[1.0, 2.0, 3.0]), "^b: .*mass"),
     (dict(chunk_size=0), "chunk_size"),
+    (dict(check_every=0), "^check_every: "),
+    (dict(acceleration=2.5), "^acceleration: "),
+    (dict(stage_tol=-1.0), "^stage_tol: "),
+    (dict(process_group=object()), "^process_group: "),
 ])
 def test_divergence_bad_input_names_the_argument(kwargs, match):
     args = dict(x=np.ones((3, 2)), y=np.zeros((4, 2)), eps=0.1)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["world_size", "comm_device", "all_reduce_sum", "all_gather_ints", "all_gather_rows"]
+__all__ = ["world_size", "comm_device", "all_reduce_sum", "all_gather_ints", "all_gather_rows",
+           "is_initialised", "rank", "all_gather_tensor", "broadcast_tensor"]
 
 
 def _dist():
@@ -102,3 +103,47 @@ def all_gather_rows(rows, group=None, *, name: str = "features"):
     pieces = [torch.empty_like(buf) for _ in range(world_size(group))]
     dist.all_gather(pieces, buf, group=group)
     return torch.cat([p[: int(n)] for p, n in zip(pieces, table[:, 0])]).to(local_device)
+
+
+def is_initialised() -> bool:
+    """Whether ``torch.distributed`` is available and a default process group is initialised."""
+    return _dist() is not None
+
+
+def rank(group=None) -> int:
+    """This process's rank in ``group`` (0 without an initialised process group)."""
+    dist = _dist()
+    return 0 if dist is None else dist.get_rank(group)
+
+
+def all_gather_tensor(tensor, group=None):
+    """``(world_size, *tensor.shape)``: the same-shaped ``tensor`` of every rank, stacked in rank order.
+
+    The result is the same on every rank, so that anything computed from it in a fixed order (a sum, a
+    log-sum-exp) is identical across ranks. A single process gets ``tensor[None]``.
+    """
+    import torch
+
+    dist = _dist()
+    if dist is None or world_size(group) == 1:
+        return tensor.detach().unsqueeze(0).clone()
+    device = tensor.device
+    buf = tensor.detach().to(comm_device(group)).contiguous()
+    pieces = [torch.empty_like(buf) for _ in range(world_size(group))]
+    dist.all_gather(pieces, buf, group=group)
+    return torch.stack(pieces).to(device)
+
+
+def broadcast_tensor(tensor, src: int, group=None):
+    """``tensor`` of rank ``src`` on every rank (a new tensor; ``tensor`` gives the shape elsewhere).
+
+    ``src`` is a rank of ``group`` (not a global rank).
+    """
+    dist = _dist()
+    if dist is None or world_size(group) == 1:
+        return tensor.clone()
+    device = tensor.device
+    buf = tensor.detach().to(comm_device(group)).contiguous().clone()
+    global_src = src if group is None else dist.get_global_rank(group, src)
+    dist.broadcast(buf, src=global_src, group=group)
+    return buf.to(device)

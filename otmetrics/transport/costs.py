@@ -128,6 +128,14 @@ def cost_matrix(x, y, p: float | None = None, metric: str = "euclidean"):
     """
     p = validate_p(changed_default(p, func="cost_matrix", name="p", old=1, new=2, stacklevel=3))
     x, y = point_pair(x, y)
+    if p == 2.0 and metric == "euclidean" and is_tensor(x) and x.shape[-1] <= 16:
+        # the squares of the differences, one coordinate at a time: exact, with a well-defined gradient at 0,
+        # and no (B, n, m, d) temporary (several times faster than reducing one over d)
+        out = None
+        for k in range(x.shape[-1]):
+            diff = x[..., :, k, None] - y[..., None, :, k]
+            out = diff * diff if out is None else out.addcmul_(diff, diff)
+        return out
     if p == 2.0 and metric == "euclidean" and is_tensor(x) and x[..., :1].numel() * y.shape[-2] * x.shape[-1] <= 2**26:
         # the square of the differences directly: exact, with a well-defined gradient at 0
         # (the (B, n, m, d) temporary is bounded to 2**26 entries)

@@ -17,19 +17,15 @@ soft-min operator (:mod:`.softmin`): a dense matrix, a batch, or a point cloud w
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from ..._core.arrays import is_tensor
 from ..._core.deprecation import warn_deprecated
-from ..._core.warnings import ConvergenceWarning, NumericalWarning
-from ..costs import PointCloud
 from ..bounds import sinkhorn_bounds
 from ..results import TransportResult, callable_plan
 from .envelope import attach_gradient, dual_value
+from .divergence import sinkhorn_divergence
+from .options import check_solver_options, scaling_factor, schedule
 from .problem import check_options, diagnostic, initial_potentials, prepare, to_output
 
 __all__ = ["SinkhornResult", "sinkhorn", "sinkhorn_divergence"]
@@ -78,7 +74,8 @@ class SinkhornResult(TransportResult):
         Proven bounds on the exact *unregularised* optimal transport value (computed on first access, in
         float64, never storing more than a block of the cost): ``lower`` from the c-transforms of the
         potentials, ``upper`` from the plan of the potentials rounded onto the exact marginals. See
-        :class:`~otmetrics.TransportResult`.
+        :class:`~otmetrics.TransportResult`. A sharded solve (``process_group``) does not bound the global
+        problem on a rank: there ``lower = -inf`` and ``upper = inf`` (floats).
     """
 
     objective: Any = None
@@ -115,8 +112,9 @@ def _torch():
 # sinkhorn
 # ------------------------------------------------------------------------------------------------
 def sinkhorn(a, b, cost, eps: float, *, tol: float = 1e-6, max_iter: int = 10_000,
-             eps_scaling: float | None = None, eps_init: float | None = None, init=None,
-             mass_rtol: float = 1e-6) -> SinkhornResult:
+             eps_scaling: float | str | None = "auto", eps_init: float | None = None, init=None,
+             mass_rtol: float = 1e-6, acceleration: float | str | None = "auto", check_every: int = 10,
+             stage_tol: float | None = None, process_group=None) -> SinkhornResult:
     """Entropic optimal transport by log-domain Sinkhorn iterations, batched, with diagnostics.
 
     Solves
@@ -134,8 +132,10 @@ def sinkhorn(a, b, cost, eps: float, *, tol: float = 1e-6, max_iter: int = 10_00
         f_i \\leftarrow -\\varepsilon \\log \\sum_j b_j e^{(g_j - C_{ij})/\\varepsilon},
 
     i.e. Sinkhorn-Knopp scaling of ``K = exp(-C / eps)`` written in the log domain, so that no ``eps``
-    under- or overflows. Each problem stops as soon as the L1 error of its marginals is ``<= tol |a|``;
-    converged problems stop changing while the others go on.
+    under- or overflows. By default the updates are over-relaxed (``acceleration``) and small ``eps`` is
+    reached by annealing (``eps_scaling``); both converge to the same answer as the plain iteration. Each
+    problem stops at the first check (every ``check_every`` iterations) where the L1 error of its marginals
+    is ``<= tol |a|``; converged problems stop changing while the others go on.
 
     Parameters
     ----------
@@ -152,19 +152,40 @@ def sinkhorn(a, b, cost, eps: float, *, tol: float = 1e-6, max_iter: int = 10_00
     tol : float, default 1e-6
         Stop a problem when ``|P 1 - a|_1 + |P^T 1 - b|_1 <= tol * |a|``. float32 reaches about 1e-5.
     max_iter : int, default 10000
-        Iterations per problem, epsilon-scaling stages included. A problem that reaches it unconverged is
+        Iterations per problem, annealing stages included. A problem that reaches it unconverged is
         flagged ``converged=False`` and a :class:`~otmetrics.ConvergenceWarning` is raised.
-    eps_scaling : float in (0, 1), optional
-        Epsilon-scaling: run one iteration at each of ``eps_init, eps_init * s, eps_init * s^2, ...`` while
-        above ``eps``, then iterate at ``eps`` until ``tol`` holds. Speeds up small ``eps`` a lot; the
-        answer is the same (the final iterations always run at the target ``eps``).
+    eps_scaling : float in (0, 1), ``"auto"`` or None, default ``"auto"``
+        Epsilon annealing: solve at ``eps / s^K, ..., eps / s^2, eps / s`` (from the first value at or above
+        ``eps_init``) until the marginal error is ``<= stage_tol`` at each, each stage warm-starting the
+        next, then at ``eps`` until ``tol`` holds. The answer is the same (the last stage runs at ``eps``).
+        ``"auto"``: ``s = 0.5`` for the problems whose ``eps`` is below ``3e-4`` times their largest cost,
+        and no annealing with ``init``; None: no annealing. Each problem of a batch has its own schedule.
     eps_init : float, optional
-        The first eps of the schedule; default: an upper bound of the largest cost.
+        Where the schedule starts; default: an upper bound of each problem's largest cost.
     init : tuple ``(f, g)``, optional
         Initial potentials (warm start), shapes as the returned ``f``, ``g``. Default: zeros.
     mass_rtol : float, default 1e-6
         Largest accepted relative difference of the masses of ``a`` and ``b`` (at least 100 machine
         epsilons of the dtype).
+    acceleration : ``"auto"``, float in ``[1, 2)`` or None, default ``"auto"``
+        Over-relaxation ``f <- f + w (T(g) - f)`` (Thibault et al. 2017), safeguarded per coordinate so that
+        every step raises the dual objective by a fixed fraction of what the plain step would: it converges
+        whenever plain Sinkhorn does. ``"auto"``: ``w`` estimated from the observed convergence rate
+        (Lehmann et al. 2021); a float: that ``w``; None or ``1.0``: the plain iteration.
+    check_every : int, default 10
+        Iterations between two convergence checks (also at the first iteration of each stage and at
+        ``max_iter``). A check copies a few numbers per problem to the host: the only synchronisation with
+        a GPU. The iterates do not depend on it; a problem may run up to ``check_every - 1`` iterations past
+        the point where it first met ``tol``.
+    stage_tol : float in (0, 1), optional
+        The relative tolerance of the annealing stages; default ``max(tol, 1e-2)``.
+    process_group : torch.distributed process group, optional
+        Shard the points over the ranks of the group: each rank passes its shard of the source points
+        (``PointCloud(x_shard, y)``, computed online) and of ``a``, and the same ``y`` and ``b``. Every rank
+        returns its rows of ``f`` and of the plan, the whole ``g``, and the global ``cost``, ``objective``
+        and diagnostics. ``backward`` of the objective is then a collective (every rank calls it); each rank
+        gets the gradient for its points and the full gradient for ``y``. Ranks that pass different ``y``,
+        ``b``, ``eps``, ``tol`` or ``max_iter`` raise a ValueError naming it.
 
     Returns
     -------
@@ -176,7 +197,9 @@ def sinkhorn(a, b, cost, eps: float, *, tol: float = 1e-6, max_iter: int = 10_00
     ------
     ValueError
         ``eps <= 0``; non-finite or negative weights; masses that differ; shapes that do not match the cost;
-        non-finite costs; bad options. The message names the argument.
+        non-finite costs; bad options (``check_every < 1``, ``acceleration`` outside ``[1, 2)``, ...); a
+        ``process_group`` without ``torch.distributed``, or whose ranks disagree. The message names the
+        argument.
 
     Warns
     -----
@@ -185,12 +208,15 @@ def sinkhorn(a, b, cost, eps: float, *, tol: float = 1e-6, max_iter: int = 10_00
 
     Notes
     -----
-    Cost: ``O(n m)`` per iteration and problem. On dense costs the iterations at the target ``eps`` run
-    in the equivalent *scaling* form (matrix-vector products with a kernel into which the potentials are
-    absorbed, re-absorbed whenever the scalings drift; Schmitzer 2019), which is several times faster than
-    one log-sum-exp per entry and equally safe; online point clouds use blocked log-sum-exp reductions.
-    The number of iterations grows like ``1 / eps``; use ``eps_scaling`` for small ``eps``.
-    Computations stay in the caller's dtype; sums reported in the result are accumulated in float64.
+    Cost: ``O(n m)`` per iteration and problem. On dense costs the iterations run in the equivalent
+    *scaling* form (matrix-vector products with a kernel into which the potentials are absorbed,
+    re-absorbed whenever the scalings drift; Schmitzer 2019), which is several times faster than one
+    log-sum-exp per entry and equally safe; at small ``eps`` (float64, CPU) the kernel is truncated to its
+    non-negligible entries and stored sparse, and the final marginal error is measured on the exact cost.
+    Online point clouds use blocked log-sum-exp reductions; memory per rank with ``process_group`` is
+    ``O((n_r + m) d)`` plus one block. Plain iterations grow like ``1 / eps``; over-relaxation needs
+    roughly their square root. Computations stay in the caller's dtype; sums reported in the result are
+    accumulated in float64.
 
     As ``eps -> 0``, ``EMD <= cost <= objective <= EMD + eps * min(H(a), H(b))`` (``H`` the entropy of
     the normalised weights), up to the marginal error.
@@ -201,6 +227,10 @@ def sinkhorn(a, b, cost, eps: float, *, tol: float = 1e-6, max_iter: int = 10_00
     Peyré & Cuturi, *Computational Optimal Transport*, 2019, Ch. 4.
     Schmitzer, "Stabilized sparse scaling algorithms for entropy regularized transport problems",
     SIAM J. Sci. Comput. 41(3), 2019.
+    Thibault, Chizat, Dossal & Papadakis, "Overrelaxed Sinkhorn-Knopp algorithm for regularized optimal
+    transport", Algorithms 14(5), 2021 (arXiv 2017).
+    Lehmann, von Renesse, Sambale & Uschmajew, "A note on overrelaxation in the Sinkhorn algorithm",
+    Optimization Letters, 2022 (arXiv 2021).
 
     Examples
     --------
@@ -230,10 +260,16 @@ A batch of 8 problems between point clouds, in torch, with a differentiable obje
     torch.Size([8, 100, 2])
     """
     torch = _torch()
-    from . import loop
+    from . import loop, sharded
 
-    eps, tol, max_iter, eps_scaling, eps_init = check_options(eps, tol, max_iter, eps_scaling, eps_init)
-    prob = prepare(a, b, cost, mass_rtol=mass_rtol)
+    opts = check_solver_options(eps_scaling, stage_tol, acceleration, check_every)
+    eps, tol, max_iter, _, eps_init = check_options(eps, tol, max_iter, scaling_factor(eps_scaling), eps_init)
+    group = None if process_group is None else sharded.check_group(process_group)
+    if group is None:
+        prob = prepare(a, b, cost, mass_rtol=mass_rtol)
+    else:
+        prob = sharded.prepare_sharded(a, b, cost, group, mass_rtol)
+        sharded.check_replicated(group, eps=eps, tol=tol, max_iter=max_iter)
     op = prob.op
     a_t, b_t = prob.a, prob.b
     a_d, b_d = a_t.detach(), b_t.detach()
@@ -241,191 +277,35 @@ A batch of 8 problems between point clouds, in torch, with a differentiable obje
     f0 = g0 = None
     if init is not None:
         f0, g0 = initial_potentials(init, prob)
-    schedule = loop.eps_schedule(eps, eps_init, eps_scaling, op.max_cost() if eps_scaling else 0.0)
+    stages = schedule(eps, eps_init, opts.eps_scaling, op.max_costs, init is not None)
     with torch.no_grad():
         out = loop.alternating(op, a_d, b_d, loga, logb, eps, tol=tol * prob.mass_a, max_iter=max_iter,
-                               schedule=schedule, f0=f0, g0=g0)
+                               schedule=stages, f0=f0, g0=g0, acceleration=opts.acceleration,
+                               check_every=opts.check_every,
+                               stage_tol=opts.stage_tolerance(tol) * prob.mass_a)
         transport = op.transport_cost(out.f, out.g, loga, logb, eps)
-    value = dual_value(a_d, b_d, out.f, out.g, out.plan_mass, eps, prob.mass_a, prob.mass_b)
+    if group is None:
+        value = dual_value(a_d, b_d, out.f, out.g, out.plan_mass, eps, prob.mass_a, prob.mass_b)
+    else:
+        value = sharded.dual_value_sharded(group, a_d, out.f, b_d, out.g, out.plan_mass, eps, prob.mass_a,
+                                           prob.mass_b)
     objective = attach_gradient(value.to(out.f.dtype), op, out.f, out.g, a_t, b_t, eps,
                                  prob.mass_a, prob.mass_b)
-    _warn_unconverged("sinkhorn", out, tol, max_iter)
+    loop.warn_unconverged("sinkhorn", out, tol, max_iter)
 
     def plan():
         with torch.no_grad():
             return to_output(op.plan(out.f, out.g, loga, logb, eps), prob)
 
     def bounds():  # proven bounds on the exact (unregularised) value, computed on first access
+        if group is not None:  # this rank holds a shard of the rows: no bound of the global problem here
+            return None
         return sinkhorn_bounds(a, b, cost, out.f, out.g, eps, like=prob.like, batched=prob.batched)
 
     return SinkhornResult(
-        cost=to_output(transport.to(out.f.dtype), prob), potentials=(to_output(out.f, prob), to_output(out.g, prob)),
+        cost=to_output(transport.to(out.f.dtype), prob),
+        potentials=(to_output(out.f, prob), to_output(out.g, prob)),
         objective=to_output(objective, prob), converged=diagnostic(out.converged, prob, bool),
         n_iter=diagnostic(out.n_iter, prob, int), marginal_error=diagnostic(out.error, prob, float),
         eps=eps, tol=tol, _plan_fn=plan, _bounds=bounds,
     )
-
-
-def _warn_unconverged(name, out, tol, max_iter):
-    bad = ~out.converged
-    if bad.any():
-        worst = float(np.max(out.error[bad]))
-        warnings.warn(
-            f"{name}: {int(bad.sum())} of {bad.size} problem(s) reached max_iter={max_iter} with a marginal "
-            f"error above tol={tol:g} (largest {worst:.3g}); increase max_iter, use eps_scaling, or a "
-            f"larger eps",
-            ConvergenceWarning, stacklevel=3,
-        )
-
-
-# ------------------------------------------------------------------------------------------------
-# The Sinkhorn divergence
-# ------------------------------------------------------------------------------------------------
-def _same(u, v) -> bool:
-    torch = _torch()
-    if u is v:
-        return True
-    if u.shape != v.shape:
-        return False
-    return bool(torch.equal(u.detach(), v.detach()))
-
-
-def sinkhorn_divergence(x, y, eps: float, *, a=None, b=None, p: float = 2, metric: str = "euclidean",
-                        online: bool = False, chunk_size: int | None = None, tol: float = 1e-6,
-                        max_iter: int = 10_000, eps_scaling: float | None = None,
-                        eps_init: float | None = None, mass_rtol: float = 1e-6):
-    """The debiased Sinkhorn divergence between two point clouds.
-
-    .. math::
-
-        S_\\varepsilon(\\alpha, \\beta) = \\mathrm{OT}_\\varepsilon(\\alpha, \\beta)
-        - \\tfrac12 \\mathrm{OT}_\\varepsilon(\\alpha, \\alpha)
-        - \\tfrac12 \\mathrm{OT}_\\varepsilon(\\beta, \\beta),
-        \\qquad \\alpha = \\sum_i a_i \\delta_{x_i}, \\; \\beta = \\sum_j b_j \\delta_{y_j},
-
-    with the cost ``c(x, y) = d(x, y)^p`` and ``OT_eps`` as in :func:`sinkhorn`. It is symmetric,
-    non-negative, zero if and only if ``alpha = beta``, and interpolates between ``OT`` (``eps -> 0``) and
-    an MMD (``eps -> inf``).
-
-    Parameters
-    ----------
-    x : array-like or tensor, shape ``(n, d)`` (or ``(n,)``, or a batch ``(B, n, d)``)
-    y : array-like or tensor, shape ``(m, d)`` (or ``(m,)``, or ``(B, m, d)``)
-    eps : float
-        Regularisation ``> 0`` in cost units. GeomLoss's ``blur`` with its cost ``|x - y|^2 / 2``
-        corresponds to ``eps = 2 blur^2`` here for ``p=2`` (and our value is twice GeomLoss's).
-    a, b : optional weights ``(n,)``, ``(m,)`` (or batched), uniform when omitted; equal masses.
-    p : float, default 2
-        Power of the distance, ``>= 1``.
-    metric : {"euclidean", "cityblock", "chebyshev"}
-    online : bool, default False
-        Compute the costs in blocks, never storing them (see :class:`~otmetrics.PointCloud`).
-    chunk_size : int, optional
-        Points per block in online mode.
-    tol, max_iter, eps_scaling, eps_init, mass_rtol
-        As in :func:`sinkhorn`, for each of the three problems.
-
-    Returns
-    -------
-    float (numpy input), ndarray ``(B,)`` (batch), or a tensor (torch input), differentiable with respect
-    to ``x``, ``y``, ``a`` and ``b`` (envelope theorem: no back-propagation through the iterations).
-
-    Warns
-    -----
-    ConvergenceWarning
-        When one of the three problems does not reach ``tol``.
-    NumericalWarning
-        When the combination is negative by more than the solvers' tolerance explains (values within it
-        are reported as 0).
-
-    Notes
-    -----
-    ``OT_eps(alpha, alpha)`` and ``OT_eps(beta, beta)`` are solved with the symmetric iteration
-    ``f <- (f + T(f)) / 2``, which converges in a few steps (with the epsilon schedule, if one is given).
-    ``OT_eps(alpha, beta)`` then starts from their potentials, at the target eps: when the measures are
-    close (late in a training loop) this saves most of the iterations. When ``x == y`` and ``a == b`` the
-    three terms share one solution and the value is exactly 0. Cost: three Sinkhorn solves,
-    ``O((n + m)^2)`` per iteration.
-
-    References
-    ----------
-    Feydy, Séjourné, Vialard, Amari, Trouvé & Peyré, "Interpolating between optimal transport and MMD
-    using Sinkhorn divergences", AISTATS 2019.
-    Genevay, Peyré & Cuturi, "Learning generative models with Sinkhorn divergences", AISTATS 2018.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> x, y = rng.normal(size=(50, 2)), rng.normal(size=(60, 2)) + 1.0
-    >>> s = sinkhorn_divergence(x, y, eps=0.1)
-    >>> s > 0, sinkhorn_divergence(x, x, eps=0.1)
-    (True, 0.0)
-    """
-    torch = _torch()
-    from . import loop
-
-    eps, tol, max_iter, eps_scaling, eps_init = check_options(eps, tol, max_iter, eps_scaling, eps_init)
-    geom_xy = PointCloud(x, y, p=p, metric=metric, online=online, chunk_size=chunk_size)
-    prob = prepare(a, b, geom_xy, mass_rtol=mass_rtol)
-    schedule = loop.eps_schedule(eps, eps_init, eps_scaling, prob.op.max_cost() if eps_scaling else 0.0)
-    a_t, b_t = prob.a, prob.b
-    a_d, b_d = a_t.detach(), b_t.detach()
-    loga, logb = torch.log(a_d), torch.log(b_d)
-    tol_abs = tol * prob.mass_a
-    mass = prob.mass_a
-
-    def self_op(points, w):
-        geom = PointCloud(points, p=p, metric=metric, online=online, chunk_size=chunk_size)
-        return prepare(w, w, geom, mass_rtol=np.inf).op
-
-    def objective(op, res, w1, w2):
-        value = dual_value(w1.detach(), w2.detach(), res.f, res.g, res.plan_mass, eps, mass, mass)
-        return attach_gradient(value.to(res.f.dtype), op, res.f, res.g, w1, w2, eps, mass, mass)
-
-    op_xx = self_op(geom_xy.x, a_t)
-    with torch.no_grad():
-        res_xx = loop.symmetric(op_xx, a_d, loga, eps, tol=tol_abs, max_iter=max_iter, schedule=schedule)
-    d_xx = objective(op_xx, res_xx, a_t, a_t)
-    if _same_points(geom_xy) and _same(a_d, b_d):
-        # one measure: the three problems share the solution of OT(alpha, alpha); the value is exactly 0
-        # and the gradients cancel, as they should at the minimum
-        op_yy = self_op(geom_xy.y, b_t)
-        res_xy = res_yy = res_xx
-        d_yy = objective(op_yy, res_xx, b_t, b_t)
-        d_xy = objective(prob.op, res_xx, a_t, b_t)
-    else:
-        op_yy = self_op(geom_xy.y, b_t)
-        with torch.no_grad():
-            res_yy = loop.symmetric(op_yy, b_d, logb, eps, tol=tol_abs, max_iter=max_iter, schedule=schedule)
-            # warm start from the self-transport potentials: much faster when the measures are close
-            # (e.g. late in a training loop), and no slower than a cold start or the schedule otherwise
-            res_xy = loop.alternating(prob.op, a_d, b_d, loga, logb, eps, tol=tol_abs, max_iter=max_iter,
-                                      schedule=[], f0=res_xx.f, g0=res_yy.f)
-        d_yy = objective(op_yy, res_yy, b_t, b_t)
-        d_xy = objective(prob.op, res_xy, a_t, b_t)
-    for name, res in (("OT(x, y)", res_xy), ("OT(x, x)", res_xx), ("OT(y, y)", res_yy)):
-        _warn_unconverged(f"sinkhorn_divergence, {name}", res, tol, max_iter)
-
-    raw = d_xy - 0.5 * (d_xx + d_yy)
-    # |D(f, g) - OT_eps| is at most about (marginal error) x (largest cost)
-    slack = (res_xy.error + 0.5 * (res_xx.error + res_yy.error)) * prob.op.max_cost()
-    low = raw.detach().to("cpu", torch.float64).numpy()
-    floor = 10 * float(torch.finfo(raw.dtype).eps) * np.abs(d_xy.detach().to("cpu", torch.float64).numpy())
-    if np.any(low < -(slack + floor)):
-        warnings.warn(
-            f"sinkhorn_divergence: negative value {low.min():.3g} beyond what the solver tolerance explains "
-            f"({slack.max():.3g}); reported as 0", NumericalWarning, stacklevel=2,
-        )
-    return to_output(raw.clamp_min(0.0), prob)
-
-
-def _same_points(geom: PointCloud) -> bool:
-    x, y = geom.x, geom.y
-    if x is y:
-        return True
-    if tuple(x.shape) != tuple(y.shape):
-        return False
-    if is_tensor(x):
-        return bool(_torch().equal(x.detach(), y.detach()))
-    return bool(np.array_equal(x, y))

@@ -23,6 +23,8 @@ overflow or underflow whatever ``eps``.
 from __future__ import annotations
 
 import abc
+import functools
+import math
 
 import torch
 
@@ -40,6 +42,7 @@ def block_elements(device: torch.device) -> int:
     return _BLOCK_GPU if device.type == "cuda" else _BLOCK_CPU
 
 
+@functools.lru_cache(maxsize=None)
 def exp_floor(dtype: torch.dtype) -> float | None:
     """The exponent below which terms are negligible and exp() is slow: ``log(tiny) + 8``.
 
@@ -49,8 +52,7 @@ def exp_floor(dtype: torch.dtype) -> float | None:
     subnormals), several times slower. Clamping them there keeps every ``exp`` on the fast path.
     None for dtypes too short for this (no clamping).
     """
-    floor = float(torch.finfo(dtype).tiny)
-    floor = float(torch.log(torch.tensor(floor, dtype=torch.float64))) + 8.0
+    floor = math.log(float(torch.finfo(dtype).tiny)) + 8.0  # plain floats: no tensor, no synchronisation
     return floor if floor < -50 else None
 
 
@@ -77,8 +79,8 @@ class SoftMin(abc.ABC):
     """Interface of a soft-min operator over a batch of costs of shape ``(B, n, m)``.
 
     Attributes ``batch``, ``n``, ``m``, ``dtype``, ``device``; methods :meth:`row_lse`, :meth:`col_lse`,
-    :meth:`select`, :meth:`max_cost`, :meth:`blocks`, :meth:`plan`, :meth:`transport_cost`, :meth:`leaves`,
-    :meth:`leaf_grads`.
+    :meth:`row_sum`, :meth:`select`, :meth:`max_cost`, :meth:`max_costs`, :meth:`blocks`, :meth:`plan`,
+    :meth:`transport_cost`, :meth:`leaves`, :meth:`leaf_grads`.
     """
 
     batch: int
@@ -109,9 +111,14 @@ class SoftMin(abc.ABC):
     def select(self, index: torch.Tensor) -> "SoftMin":
         """The operator restricted to the problems ``index`` of the batch."""
 
-    @abc.abstractmethod
     def max_cost(self) -> float:
-        """An upper bound of the largest cost entry (the start of an epsilon schedule)."""
+        """An upper bound of the largest cost entry of the batch."""
+        return float(self.max_costs().max())
+
+    @abc.abstractmethod
+    def max_costs(self):
+        """An upper bound of the largest cost entry of each problem, a float64 array ``(B,)`` (where an
+        epsilon schedule starts)."""
 
     @abc.abstractmethod
     def dense_cost(self) -> torch.Tensor:
@@ -120,6 +127,10 @@ class SoftMin(abc.ABC):
     @abc.abstractmethod
     def blocks(self):
         """Yield ``(rows, cost_block)``: the cost on consecutive blocks of rows, detached."""
+
+    def row_sum(self, values: torch.Tensor) -> torch.Tensor:
+        """``(B, n) -> (B,)``: the sum over the rows (all of them: a sharded operator adds the ranks')."""
+        return values.sum(1)
 
     # -- reductions against the plan, shared by every geometry -----------------------------------
     def plan(self, f, g, loga, logb, eps) -> torch.Tensor:
@@ -217,8 +228,8 @@ class DenseSoftMin(SoftMin):
         base_index = index if self._index is None else self._index.index_select(0, index)
         return DenseSoftMin(self._base, self.block, _index=base_index)
 
-    def max_cost(self):
-        return float(self.cost.max())
+    def max_costs(self):
+        return self.cost.amax((1, 2)).to("cpu", torch.float64).numpy()
 
     def dense_cost(self):
         return self.cost
@@ -337,7 +348,7 @@ class PointCloudSoftMin(SoftMin):
         return PointCloudSoftMin(self.x.index_select(0, index), self.y.index_select(0, index), self.p,
                                  self.metric, self.rows, _centred=True)
 
-    def max_cost(self):
+    def max_costs(self):
         both = torch.cat([self.x, self.y], 1)
         span = both.amax(1) - both.amin(1)
         if self.metric == "euclidean":
@@ -346,7 +357,7 @@ class PointCloudSoftMin(SoftMin):
             diam = span.sum(-1)
         else:
             diam = span.amax(-1)
-        return float(diam.max()) ** self.p
+        return diam.to("cpu", torch.float64).numpy() ** self.p
 
     def dense_cost(self):
         return self._cost(self.x, self.y)
