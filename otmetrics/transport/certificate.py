@@ -233,7 +233,8 @@ def certify(a, b, cost, plan, u, v, *, rtol: float = 1e-9) -> Certificate:
           costs and the potentials' weighted magnitudes: a large cost the plan does not use cannot loosen it);
         - optimal potentials: ``|duality gap| <= rtol V + rho + gamma mass max|C|`` (the potentials of an LP
           solver carry the rounding of the scale it works at) and
-          ``min reduced cost >= -rtol max(max|C|, s)``, with ``s`` the potentials' scale (:func:`potential_scale`).
+          ``min reduced cost >= -rtol max(max|C|, s)``, with ``s`` the potentials' scale
+          (:func:`potential_scale`).
 
         A small value is judged against itself: a plan that costs ``2e-4`` when the optimum is 0 is not
         certified, however large ``max |C|`` is. ``upper`` is reported, not judged: ``upper - <C, P>`` is what
