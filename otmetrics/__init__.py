@@ -22,6 +22,7 @@ from .transport.costs import PointCloud, cost_matrix, pairwise_distances
 # -- exact transport, 1-D, divergences (foundation) ----------------------------------------------
 from .transport.certificate import Certificate, c_transform, certify, dual_value
 from .transport.exact import OTResult, emd, wasserstein
+from .transport.certified import Bracket, certified_wasserstein
 from .transport.results import TransportResult
 from .divergences import entropy, js_distance, js_divergence, kl_divergence, total_variation
 from .transport.oned import wasserstein_1d

@@ -6,7 +6,8 @@ for the exact Euclidean distances; by weak duality its value (:class:`DualBound`
 on the exact W1 of the two empirical measures, whatever ``phi`` is: the values of a trained critic
 (:class:`~otmetrics.critic.FrozenCritic`) or any other function. :func:`best_scale` picks the
 factor ``s`` of ``s phi`` that makes the bound largest. Every number is computed in float64 and
-accounts for its own rounding (:mod:`otmetrics._core.rounding`).
+accounts for its own rounding (:mod:`otmetrics._core.rounding`); the c-transforms and their margins
+are those of the transport results' bounds (:mod:`otmetrics.transport.feasible`).
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ import numpy as np
 import torch
 
 from .._core.arrays import is_tensor
-from .._core.rounding import gamma, lower_dot, next_down
+from .._core.rounding import lower_dot, next_down
 from .._core.validation import validate_array, validate_positive, validate_samples, validate_weights
+from ..transport.feasible import c_transform_points, feasible_c_transform_points
 from .samples import as_float64
 
 __all__ = ["DualBound", "dual_lower_bound", "best_scale"]
 
-# absolute slack of a computed distance: a square rounded in the subnormal range moves the
-# square root by up to sqrt(d * 2^-1074) ~ 1e-161 per coordinate
-_TINY_DIST = 1e-150
 # distance blocks hold at most this many entries (float64: 128 MB)
 _BLOCK = 1 << 24
 
@@ -57,34 +56,6 @@ class DualBound:
     value: float
     scale: float
     side: str
-
-
-def _c_transform(points_src, points_dst, values, chunk_rows: int):
-    """``min_i (|src_i - dst_j| - values_i)`` for every ``j``, and ``max_ij |src_i - dst_j|`` (computed)."""
-    out = torch.empty(points_dst.shape[0], dtype=torch.float64, device=points_dst.device)
-    cmax = 0.0
-    for start in range(0, points_dst.shape[0], chunk_rows):
-        block = torch.cdist(points_src, points_dst[start:start + chunk_rows],
-                            compute_mode="donot_use_mm_for_euclid_dist")
-        cmax = max(cmax, float(block.max()))
-        out[start:start + chunk_rows] = (block - values[:, None]).min(0).values
-    return out, cmax
-
-
-def _feasible_c_transform(points_src, points_dst, values, chunk_rows: int):
-    """The c-transform of ``values`` lowered by a margin that makes it feasible for exact distances.
-
-    The computed distance ``c^`` satisfies ``|c^ - c| <= gamma_{2d+8} c`` (differences, squares,
-    a sum of ``d`` terms and a square root, each rounded), and the subtraction adds ``u |c^ - v|``.
-    Lowering every entry by ``2 gamma_{2d+10} (max c^ + max |v|)`` (more than both together,
-    including the rounding of the lowering) gives ``v_i + psi_j <= c_ij`` exactly.
-    """
-    psi, cmax = _c_transform(points_src, points_dst, values, chunk_rows)
-    d = points_src.shape[1]
-    margin = 2.0 * gamma(2 * d + 10) * (cmax * 1.01 + float(values.abs().max())) + _TINY_DIST * (d + 1)
-    if not math.isfinite(margin):
-        raise FloatingPointError("distances overflow float64")
-    return psi - margin
 
 
 def dual_lower_bound(x, y, values, *, a=None, b=None, side: str = "x", scale: float = 1.0,
@@ -156,12 +127,13 @@ def dual_lower_bound(x, y, values, *, a=None, b=None, side: str = "x", scale: fl
         raise ValueError(f"values: must be finite after scaling by {scale!r}")
     rows_x = chunk_size or max(1, _BLOCK // X.shape[0])  # blocks of the (n, chunk) distances from x
     rows_y = chunk_size or max(1, _BLOCK // Y.shape[0])
+    # the c-transforms with rounding margins, shared with the bounds of the transport results
     if side == "x":
-        psi = _feasible_c_transform(X, Y, scaled, rows_x)
-        phi = _feasible_c_transform(Y, X, psi, rows_y)
+        psi = feasible_c_transform_points(X, Y, scaled, chunk_rows=rows_x)
+        phi = feasible_c_transform_points(Y, X, psi, chunk_rows=rows_y)
     else:
-        phi = _feasible_c_transform(Y, X, -scaled, rows_y)
-        psi = _feasible_c_transform(X, Y, phi, rows_x)
+        phi = feasible_c_transform_points(Y, X, -scaled, chunk_rows=rows_y)
+        psi = feasible_c_transform_points(X, Y, phi, chunk_rows=rows_x)
     value = next_down(lower_dot(wa, phi) + lower_dot(wb, psi))
     return DualBound(value=value, scale=float(scale), side=side)
 
@@ -218,7 +190,7 @@ def best_scale(x, y, values, *, a=None, b=None, side: str = "x", candidates=(), 
         if cached:
             psi = (dist - s * v[:, None]).min(0).values
         else:
-            psi, _ = _c_transform(X, Y, s * v, max(1, _BLOCK // X.shape[0]))
+            psi, _ = c_transform_points(X, Y, s * v, chunk_rows=max(1, _BLOCK // X.shape[0]))
         return s * mean_v + float((wb * psi).sum())
 
     spread = float(v.max() - v.min())

@@ -2,7 +2,8 @@
 
 ``otmetrics.testing`` gives hypothesis strategies that draw transport problems and assertions that
 check what optimality means — primal feasibility, dual feasibility, strong and weak duality,
-complementary slackness, metric axioms — from the numbers, independently of any solver's claims.
+complementary slackness, metric axioms — from the numbers, independently of any solver's claims, and
+whether proven bounds hold (a bracket contains a value; bounds contain the exact value of the LP).
 
 Example
 -------
@@ -21,16 +22,20 @@ The strategies need ``hypothesis`` (``pip install otmetrics[testing]``); the ass
 """
 
 from .assertions import (
+    assert_bracket_contains,
     assert_complementary_slackness,
     assert_dual_feasible,
     assert_marginals,
     assert_metric_axioms,
     assert_optimal,
     assert_strong_duality,
+    assert_valid_bounds,
     assert_weak_duality,
 )
 
 __all__ = [
+    "assert_bracket_contains",
+    "assert_valid_bounds",
     "assert_complementary_slackness",
     "assert_dual_feasible",
     "assert_marginals",

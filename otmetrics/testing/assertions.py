@@ -23,6 +23,8 @@ __all__ = [
     "assert_weak_duality",
     "assert_optimal",
     "assert_metric_axioms",
+    "assert_bracket_contains",
+    "assert_valid_bounds",
 ]
 
 
@@ -316,3 +318,107 @@ def assert_metric_axioms(distance: Callable[[Any, Any], float], points: Sequence
             f"triangle inequality fails: d({i}, {kk}) = {d[i, kk]:.17g} > d({i}, {j}) + d({j}, {kk}) = "
             f"{d[i, j] + d[j, kk]:.17g}"
         )
+
+
+def _bounds_of(bounds):
+    """``(lower, upper)`` as float64 arrays from a result, a bracket, a certificate or a pair."""
+    if hasattr(bounds, "lower") and hasattr(bounds, "upper"):
+        lower, upper = bounds.lower, bounds.upper
+    else:
+        try:
+            lower, upper = bounds
+        except (TypeError, ValueError):
+            raise TypeError(f"bounds: expected an object with lower and upper, or a pair, got "
+                            f"{type(bounds).__name__}") from None
+    return to_numpy(lower, "lower"), to_numpy(upper, "upper")
+
+
+def assert_bracket_contains(bracket, value, *, rtol: float = 0.0, atol: float = 0.0) -> None:
+    """Assert that a bracket contains a value: ``lower <= value <= upper``.
+
+    Parameters
+    ----------
+    bracket : a :class:`otmetrics.Bracket`, a result or certificate with ``lower`` and ``upper``, or a pair
+        ``(lower, upper)`` (floats, or arrays ``(B,)`` for a batch)
+    value : float or array ``(B,)``
+        E.g. the exact value from the LP, or an estimate that claims to be within the bracket.
+    rtol, atol : float, default 0
+        Slack ``atol + rtol |value|`` on each side (0: the bracket must contain the value as it is).
+
+    Raises
+    ------
+    AssertionError
+        With the bracket, the value and by how much it lies outside.
+
+    Examples
+    --------
+    >>> import numpy as np, otmetrics
+    >>> C = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> assert_bracket_contains(otmetrics.sinkhorn(None, None, C, eps=0.1), 0.0)
+    >>> assert_bracket_contains((1.0, 2.0), 1.5)
+    """
+    lower, upper = _bounds_of(bracket)
+    value = to_numpy(value, "value")
+    slack = atol + rtol * np.abs(value)
+    if np.any(lower > upper):
+        k = int(np.argmax(lower - upper))
+        shape = np.broadcast(lower, upper).shape
+        lo, hi = (float(np.ravel(np.broadcast_to(t, shape))[k]) for t in (lower, upper))
+        raise AssertionError(f"not a bracket: lower {lo!r} > upper {hi!r}")
+    below, above = lower - slack - value, value - slack - upper
+    if np.any(below > 0) or np.any(above > 0):
+        k = int(np.argmax(np.maximum(below, above)))
+        lo, hi = np.ravel(np.broadcast_to(lower, np.shape(below)))[k], np.ravel(np.broadcast_to(upper,
+                                                                                                 np.shape(below)))[k]
+        lo, hi, v = float(lo), float(hi), float(np.ravel(np.broadcast_to(value, np.shape(below)))[k])
+        raise AssertionError(f"the bracket [{lo!r}, {hi!r}] does not contain {v!r} "
+                             f"(outside by {max(np.ravel(below)[k], np.ravel(above)[k]):.3g})")
+
+
+def assert_valid_bounds(bounds, a, b, cost, *, backend: str = "network_simplex") -> None:
+    """Assert that claimed bounds on an optimal transport value are valid: ``lower <= OT(a, b; C) <= upper``.
+
+    The exact value comes from otmetrics' LP (:func:`otmetrics.emd`), which proves its own interval
+    ``[lo*, hi*]`` (tight to rounding): the bounds are invalid when ``lower > hi*`` or ``upper < lo*`` (the
+    exact value is then certainly outside them). Rounding-level disagreements are therefore never reported,
+    and a real violation always is.
+
+    Parameters
+    ----------
+    bounds : a result, bracket or certificate with ``lower`` and ``upper``, or a pair (floats or arrays
+        ``(B,)``)
+    a, b : weights (``None``: uniform), as for :func:`otmetrics.emd` (``b`` rescaled to the mass of ``a``)
+    cost : a cost matrix ``(n, m)`` / ``(B, n, m)`` or a :class:`otmetrics.PointCloud` (its exact distances)
+    backend : the LP solver of the reference
+
+    Raises
+    ------
+    AssertionError
+        With the claimed bounds and the LP's interval; also when the LP itself is not certified optimal.
+
+    Examples
+    --------
+    >>> import numpy as np, otmetrics
+    >>> rng = np.random.default_rng(0)
+    >>> C = rng.random((5, 4))
+    >>> assert_valid_bounds(otmetrics.sinkhorn(None, None, C, eps=0.05), None, None, C)
+    """
+    import warnings
+
+    from .._core.warnings import ConvergenceWarning
+    from ..transport.exact import emd
+
+    lower, upper = _bounds_of(bounds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = emd(a, b, cost, backend=backend)
+    if not np.all(reference.converged):
+        raise AssertionError(f"the reference LP is not certified optimal ({reference.certificate.summary()})")
+    lo_ref, hi_ref = to_numpy(reference.lower, "lower"), to_numpy(reference.upper, "upper")
+    if np.any(lower > hi_ref) or np.any(upper < lo_ref):
+        k = int(np.argmax(np.maximum(lower - hi_ref, lo_ref - upper)))
+        pick = (lambda t: float(np.ravel(np.broadcast_to(t, np.broadcast(lower, hi_ref).shape))[k]))
+        raise AssertionError(
+            f"invalid bounds: [{pick(lower)!r}, {pick(upper)!r}] does not contain the exact value, which the "
+            f"LP "
+            f"proves to lie in [{pick(lo_ref)!r}, {pick(hi_ref)!r}]")

@@ -26,7 +26,9 @@ from .._core.arrays import as_like, batch_size, first_tensor, is_tensor, pth_roo
 from .._core.deprecation import changed_default
 from .._core.validation import validate_cost, validate_positive, validate_same_mass, validate_weights
 from .._core.warnings import ConvergenceWarning
-from .certificate import Certificate, certify, stack_certificates
+from .bounds import bounds_output, dense_bounds, exact_weights, feasible_potentials, point_bounds
+from .bounds import support_potentials
+from .certificate import Certificate, certificate_from_bounds, stack_certificates
 from .costs import PointCloud
 from .results import TransportResult
 
@@ -52,15 +54,23 @@ class OTResult(TransportResult):
     ----------
     cost : float, ndarray ``(B,)`` or tensor
         The optimal value ``<C, P>``. For torch input it is differentiable:
-        ``d cost / d C = P``, ``d cost / d a = u``, ``d cost / d b = v`` (and, for a ``PointCloud``
-        of tensors, the gradient flows on to the points).
+        ``d cost / d C = P``, ``d cost / d a = u``, ``d cost / d b = (|a| / |b|) v`` (and, for a
+        ``PointCloud`` of tensors, the gradient flows on to the points). The value is that of
+        ``OT(a, b |a| / |b|)`` (``b`` rescaled to the mass of ``a``), and the gradients are those of this
+        function in every direction, including those that change a total mass.
     plan : shape ``(n, m)`` or ``(B, n, m)``
         An optimal transport plan ``P``.
     potentials : tuple ``(u, v)``, shapes ``(n,)`` and ``(m,)`` (or batched)
-        Optimal dual potentials in cost units, centred so that ``<a, u> = <b, v>``; zero-weight points
+        Optimal dual potentials in cost units, shifted so that ``<b, v> = 0`` (hence ``<a, u> = OT``): they
+        are then the gradients of the value with respect to the weights (see ``cost``); zero-weight points
         get their c-transform value, so that ``u_i + v_j <= C_ij`` holds everywhere.
     certificate : Certificate
-        Duality gap, minimal reduced cost, complementary slackness and marginal errors, as measured.
+        Duality gap, minimal reduced cost, complementary slackness and marginal errors, as measured, and the
+        proven interval of the cost matrix's optimal value that the verdict is judged against.
+    lower, upper : float, ndarray ``(B,)`` or tensor
+        Proven bounds on the exact optimal value of the problem as posed (for a ``PointCloud``, with the exact
+        distances of the points, not the computed matrix): ``lower <= OT <= upper``, tight to rounding
+        (a few units in the last place of the numbers involved). See :class:`~otmetrics.TransportResult`.
     converged : bool or ndarray of bool ``(B,)``
         The solver reported optimality and the certificate holds.
     marginal_error : float or ndarray ``(B,)``
@@ -76,6 +86,8 @@ class OTResult(TransportResult):
     >>> res = emd([0.5, 0.5], [1.0], [[1.0], [3.0]])
     >>> res.cost, res.plan.tolist(), res.converged, res.status
     (2.0, [[0.5], [0.5]], True, 'optimal')
+    >>> res.lower <= 2.0 <= res.upper, res.upper - res.lower < 1e-14
+    (True, True)
     """
 
     plan: Any
@@ -138,15 +150,14 @@ def _repair_null_duals(a, b, cost, u, v):
 
 
 def _centre(a, b, u, v):
-    shift = ((b * v).sum() - (a * u).sum()) / (a.sum() + b.sum())
+    """``(u + K, v - K)`` with ``<b, v - K> = 0``: the potentials are then the gradients of the value with
+    respect to the weights under the rescaling of ``b`` to the mass of ``a`` (see ``_torch_outputs``)."""
+    shift = (b * v).sum() / b.sum()
     return u + shift, v - shift
 
 
-def _solve_one(a, b, cost, backend, max_iter, rtol, constraints=None):
-    """Solve one problem and certify it (in the worker thread: numpy releases the GIL too)."""
-    cost = np.ascontiguousarray(cost)
-    # The solvers compare reduced costs with absolute epsilons: solve at unit scale, so that
-    # costs of any magnitude (1e-200 or 1e200) are solved to the same relative accuracy.
+def _solve_unit(a, b, cost, backend, max_iter, constraints):
+    """The solver on ``cost / max|cost|`` (its tolerances are absolute), potentials back in cost units."""
     scale = float(np.abs(cost).max())
     unit_cost = cost / scale if scale > 0 and scale != 1.0 else cost
     if backend == "network_simplex":
@@ -155,9 +166,67 @@ def _solve_one(a, b, cost, backend, max_iter, rtol, constraints=None):
         plan, u, v, status = _solve_highs(a, b, unit_cost, max_iter, constraints)
     if unit_cost is not cost:
         u, v = u * scale, v * scale
+    return plan, u, v, status
+
+
+def _finish(a, b, cost, plan, u, v, status, rtol, weights):
+    """Potentials tight on the support, repaired, shifted; the proven bounds and the certificate."""
+    if status == "optimal":
+        # potentials recomputed along the plan's support from the unscaled costs: they carry the rounding
+        # of the costs the plan uses, not that of the scale the solver worked at
+        u, v = support_potentials(cost, plan, u, v)
     u, v = _repair_null_duals(a, b, cost, u, v)
     u, v = _centre(a, b, u, v)
-    return plan, u, v, status, certify(a, b, cost, plan, u, v, rtol=rtol)
+    lower, upper = dense_bounds(weights, cost, plan, u, v)
+    return plan, u, v, status, certificate_from_bounds(a, b, cost, plan, u, v, lower, upper, rtol=rtol)
+
+
+def _refine(a, b, cost, first, backend, max_iter, rtol, weights, constraints):
+    """A second solve on the reduced costs ``C - phi - psi >= 0`` of proven-feasible potentials, capped.
+
+    The solvers compare reduced costs with absolute tolerances at the scale of the largest cost; costs
+    much smaller than that (a value of ``1e-170`` next to a cost of 1) fall below them, and the plan can be
+    far from optimal. The reduced costs have the same optimal plans; capped at a few times the gap (and
+    the reduced costs the plan uses), their scale is that of the value. A plan that uses no capped entry
+    is optimal for the original costs too; otherwise the cap grows.
+    """
+    plan, u, v = first[:3]
+    gap = first[4].primal - first[4].lower
+    _, phi, psi = feasible_potentials(weights, cost, u, v, plan)
+    if phi is None or not (np.isfinite(phi).all() and np.isfinite(psi).all() and np.isfinite(gap)):
+        return None
+    reduced = np.maximum(cost - phi[:, None] - psi[None, :], 0.0)
+    used = reduced[plan > 0]
+    smallest = min(float(a[a > 0].min()), float(b[b > 0].min()))
+    cap = 4.0 * (float(used.max()) if used.size else 0.0) + 4.0 * gap / smallest
+    for _ in range(4):
+        if not (np.isfinite(cap) and cap > 0):
+            return None
+        new_plan, new_u, new_v, status = _solve_unit(a, b, np.minimum(reduced, cap), backend, max_iter,
+                                                     constraints)
+        if status != "optimal":
+            return None
+        if not (new_plan[reduced > cap] > 0).any():
+            return _finish(a, b, cost, new_plan, new_u + phi, new_v + psi, status, rtol, weights)
+        cap *= 64.0
+    return None
+
+
+def _solve_one(a, b, cost, backend, max_iter, rtol, weights, constraints=None):
+    """Solve one problem, bound and certify it (in the worker thread: numpy releases the GIL too).
+
+    ``weights``: the :class:`~otmetrics.transport.bounds.ExactWeights` of the problem as posed (``b`` here is
+    already rescaled to the mass of ``a`` in float64; the bounds use the exact rescaling). Costs of any
+    magnitude (1e-200 or 1e200) are solved at unit scale, to the same relative accuracy; a plan the solver
+    calls optimal but whose value the certificate does not prove is refined once (:func:`_refine`).
+    """
+    cost = np.ascontiguousarray(cost)
+    result = _finish(a, b, cost, *_solve_unit(a, b, cost, backend, max_iter, constraints), rtol, weights)
+    if result[3] == "optimal" and not result[4].optimal and result[4].primal > result[4].lower:
+        refined = _refine(a, b, cost, result, backend, max_iter, rtol, weights, constraints)
+        if refined is not None and (refined[4].optimal or refined[4].primal < result[4].primal):
+            result = refined
+    return result
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,7 +350,10 @@ def emd(a, b, cost, *, backend: str = "network_simplex", max_iter: int | None = 
 
         mass_rtol = max(mass_rtol, 4 * torch.finfo(like.dtype).eps)
     mass_a, mass_b = validate_same_mass(A, Bw, rtol=mass_rtol)
-    Bw = Bw * (np.asarray(mass_a) / np.asarray(mass_b))[..., None]  # exactly equal masses
+    posed = [exact_weights(None if a is None else (A if A.ndim == 1 else A[k]),
+                           None if b is None else (Bw if Bw.ndim == 1 else Bw[k]), n, m)
+             for k in range(batch or 1)]  # the problem as posed, for its proven bounds
+    Bw = Bw * (np.asarray(mass_a) / np.asarray(mass_b))[..., None]  # equal masses (to rounding)
     if batch is not None:
         A, Bw, C = (np.broadcast_to(A, (batch, n)), np.broadcast_to(Bw, (batch, m)),
                     np.broadcast_to(C, (batch, n, m)))
@@ -290,7 +362,7 @@ def emd(a, b, cost, *, backend: str = "network_simplex", max_iter: int | None = 
         # POT warns on its iteration cap; we report it ourselves, with the certificate.
         warnings.filterwarnings("ignore", message="numItermax reached", category=UserWarning)
         if batch is None:
-            plan, u, v, status, certificate = _solve_one(A, Bw, C, backend, max_iter, rtol)
+            plan, u, v, status, certificate = _solve_one(A, Bw, C, backend, max_iter, rtol, posed[0])
         else:
             constraints = _highs_constraints(n, m) if backend == "highs" else None
             # threads pay off once a problem takes longer than starting one (~0.1 ms)
@@ -298,7 +370,7 @@ def emd(a, b, cost, *, backend: str = "network_simplex", max_iter: int | None = 
             workers = min(batch, n_threads or auto)
 
             def job(k):
-                return _solve_one(A[k], Bw[k], C[k], backend, max_iter, rtol, constraints)
+                return _solve_one(A[k], Bw[k], C[k], backend, max_iter, rtol, posed[k], constraints)
 
             if workers > 1:
                 with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -318,25 +390,61 @@ def emd(a, b, cost, *, backend: str = "network_simplex", max_iter: int | None = 
         )
     converged = bool(converged) if batch is None else converged
 
+    if isinstance(cost, PointCloud):  # bounds for the exact distances of the points, not the computed matrix
+        lower, upper = _point_cloud_bounds(cost, posed, plan, u, v, batch)
+    else:
+        lower, upper = np.atleast_1d(certificate.lower), np.atleast_1d(certificate.upper)
+    bounds = bounds_output(lower, upper, like, batched=batch is not None)
     value = certificate.primal
     if like is not None:
         value, plan, u, v = _torch_outputs(a, b, a_in, b_in, cost_in, plan, u, v, like)
     marginal_error = certificate.marginal_error_a + certificate.marginal_error_b
     return OTResult(cost=value, plan=plan, potentials=(u, v), certificate=certificate, converged=converged,
-                    marginal_error=marginal_error, status=status, backend=backend)
+                    marginal_error=marginal_error, status=status, backend=backend, _bounds=bounds)
+
+
+def _point_cloud_bounds(geom: PointCloud, posed, plan, u, v, batch):
+    """Proven bounds of each problem with the costs ``d(x_i, y_j)^p`` of the exact points (float64)."""
+    import torch
+
+    def f64(t):
+        if hasattr(t, "detach"):
+            return t.detach().to(torch.float64)
+        return torch.as_tensor(np.ascontiguousarray(t, dtype=np.float64))
+
+    xs, ys = f64(geom.x), f64(geom.y)
+    plan, u, v = f64(plan).to(xs.device), f64(u).to(xs.device), f64(v).to(xs.device)
+    lower, upper = [], []
+    for k in range(batch or 1):
+        pick = (lambda t: t) if batch is None else (lambda t: t[k])
+        x_k = pick(xs) if xs.ndim == 3 else xs
+        y_k = pick(ys) if ys.ndim == 3 else ys
+        lo, hi = point_bounds(posed[k], x_k, y_k, geom.p, geom.metric, pick(plan), pick(u), pick(v))
+        lower.append(lo)
+        upper.append(hi)
+    return lower, upper
 
 
 def _torch_outputs(a, b, a_in, b_in, cost_in, plan, u, v, like):
-    """Tensors on the caller's device, and a cost whose gradients are (P, u, v) by the envelope theorem."""
-    import torch
+    """Tensors on the caller's device, and a cost whose gradients are (P, u, v) by the envelope theorem.
 
+    The problem solved is ``OT(a, b |a| / |b|)``: ``b`` is rescaled to the mass of ``a``, and the rescaling is
+    part of the graph, so that the gradient is right in every direction (also those that change a mass):
+    ``d/da_i = u_i + <b', v> / |a|`` and ``d/db_j = (|a| / |b|) (v_j - <b', v> / |a|)``.
+    """
     plan_t, u_t, v_t = (as_like(t, like) for t in (plan, u, v))
     cost_t = cost_in if is_tensor(cost_in) else as_like(cost_in, like)
     value = (plan_t * cost_t.to(plan_t.dtype)).sum((-2, -1))
-    for w, w_in, pot in ((a, a_in, u_t), (b, b_in, v_t)):
-        if w is not None and is_tensor(w_in) and w_in.requires_grad:
-            # zero in value, gradient `pot` with respect to the weights
-            value = value + (pot * (w_in - w_in.detach()).to(pot.dtype)).sum(-1)
+    a_g = a_in if (a is not None and is_tensor(a_in) and a_in.requires_grad) else None
+    b_g = b_in if (b is not None and is_tensor(b_in) and b_in.requires_grad) else None
+    if a_g is not None:
+        # zero in value, gradient `u` with respect to a
+        value = value + (u_t * (a_g - a_g.detach()).to(u_t.dtype)).sum(-1)
+    if a_g is not None or b_g is not None:
+        a_t = a_in if is_tensor(a_in) else as_like(a_in, like)
+        b_t = b_in if is_tensor(b_in) else as_like(b_in, like)
+        rescaled = b_t * (a_t.sum(-1, keepdim=True) / b_t.sum(-1, keepdim=True))  # b', in the graph
+        value = value + (v_t * (rescaled - rescaled.detach()).to(v_t.dtype)).sum(-1)
     return value, plan_t.detach(), u_t.detach(), v_t.detach()
 
 

@@ -8,7 +8,9 @@ Both results carry, under the same names and for every problem of a batch:
   access and kept);
 - ``potentials``: the dual potentials ``(u, v)`` in cost units;
 - ``converged``: whether the solver's own optimality test held;
-- ``marginal_error``: the L1 violation of the marginals, ``|P 1 - a|_1 + |P^T 1 - b|_1``, as measured.
+- ``marginal_error``: the L1 violation of the marginals, ``|P 1 - a|_1 + |P^T 1 - b|_1``, as measured;
+- ``lower`` and ``upper``: bounds on the exact (unregularised) optimal transport value, proven under floating
+  point (:mod:`otmetrics.transport.bounds`): ``lower <= OT <= upper`` for the problem as posed.
 
 In otmetrics 0.1 the entropic plan was a method (``result.plan()``) and the entropic potentials were
 ``result.f`` and ``result.g``; both spellings keep working until 0.3 with a ``DeprecationWarning``.
@@ -17,7 +19,7 @@ In otmetrics 0.1 the entropic plan was a method (``result.plan()``) and the entr
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,15 @@ class TransportResult:
         for Sinkhorn).
     marginal_error : float or ndarray ``(B,)``
         ``|P 1 - a|_1 + |P^T 1 - b|_1``, measured on the returned plan.
+    lower, upper : float, ndarray ``(B,)`` or tensor (detached)
+        Proven bounds on the exact optimal transport value ``OT(a, b; C) = min_P <C, P>`` (no entropy) of
+        the problem as posed: the weights as given (exactly ``1/n`` when omitted), ``b`` rescaled exactly to
+        the mass of ``a``, the cost matrix as given or ``d(x_i, y_j)^p`` of the exact points of a
+        :class:`~otmetrics.PointCloud`. ``lower`` is the dual value of the potentials made feasible by
+        c-transforms, ``upper`` the cost of the plan rounded onto the exact marginals; both carry margins
+        for every rounding error (the theory page "What a certificate proves" gives the proof). For the
+        exact solver the interval is tight to rounding; for Sinkhorn its width is the entropic bias.
+        Computed on first access for Sinkhorn results; tensors in the caller's dtype, rounded outwards.
 
     Examples
     --------
@@ -51,6 +62,7 @@ class TransportResult:
     >>> for res in (otmetrics.emd(None, None, C), otmetrics.sinkhorn(None, None, C, eps=0.1)):
     ...     assert isinstance(res, otmetrics.TransportResult)
     ...     print(type(res).__name__, bool(res.converged), res.plan.shape, res.marginal_error < 1e-6)
+    ...     assert res.lower <= 0.0 <= res.upper       # the exact value is 0
     OTResult True (2, 2) True
     SinkhornResult True (2, 2) True
     """
@@ -59,6 +71,26 @@ class TransportResult:
     potentials: tuple[Any, Any]
     converged: Any
     marginal_error: Any
+    # (lower, upper), or a function computing them on first access
+    _bounds: Any = field(default=None, repr=False, compare=False, kw_only=True)
+
+    def _proven_bounds(self):
+        cached = self.__dict__.get("_bounds_value")
+        if cached is None:
+            bounds = self._bounds() if callable(self._bounds) else self._bounds
+            cached = (-float("inf"), float("inf")) if bounds is None else tuple(bounds)
+            self.__dict__["_bounds_value"] = cached  # a cache, not a field: the result stays frozen
+        return cached
+
+    @property
+    def lower(self):
+        """A lower bound on the exact optimal transport value, proven under floating point."""
+        return self._proven_bounds()[0]
+
+    @property
+    def upper(self):
+        """An upper bound on the exact optimal transport value, proven under floating point."""
+        return self._proven_bounds()[1]
 
 
 # ------------------------------------------------------------------------------------------------

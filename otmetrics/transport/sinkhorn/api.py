@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..._core.deprecation import warn_deprecated
+from ..bounds import sinkhorn_bounds
 from ..results import TransportResult, callable_plan
 from .envelope import attach_gradient, dual_value
 from .divergence import sinkhorn_divergence
@@ -69,6 +70,12 @@ class SinkhornResult(TransportResult):
         each potential).
     eps, tol : float
         The regularisation and the tolerance that were used.
+    lower, upper : float, ndarray ``(B,)`` or tensor
+        Proven bounds on the exact *unregularised* optimal transport value (computed on first access, in
+        float64, never storing more than a block of the cost): ``lower`` from the c-transforms of the
+        potentials, ``upper`` from the plan of the potentials rounded onto the exact marginals. See
+        :class:`~otmetrics.TransportResult`. A sharded solve (``process_group``) does not bound the global
+        problem on a rank: there ``lower = -inf`` and ``upper = inf`` (floats).
     """
 
     objective: Any = None
@@ -290,9 +297,15 @@ A batch of 8 problems between point clouds, in torch, with a differentiable obje
         with torch.no_grad():
             return to_output(op.plan(out.f, out.g, loga, logb, eps), prob)
 
+    def bounds():  # proven bounds on the exact (unregularised) value, computed on first access
+        if group is not None:  # this rank holds a shard of the rows: no bound of the global problem here
+            return None
+        return sinkhorn_bounds(a, b, cost, out.f, out.g, eps, like=prob.like, batched=prob.batched)
+
     return SinkhornResult(
-        cost=to_output(transport.to(out.f.dtype), prob), potentials=(to_output(out.f, prob), to_output(out.g, prob)),
+        cost=to_output(transport.to(out.f.dtype), prob),
+        potentials=(to_output(out.f, prob), to_output(out.g, prob)),
         objective=to_output(objective, prob), converged=diagnostic(out.converged, prob, bool),
         n_iter=diagnostic(out.n_iter, prob, int), marginal_error=diagnostic(out.error, prob, float),
-        eps=eps, tol=tol, _plan_fn=plan,
+        eps=eps, tol=tol, _plan_fn=plan, _bounds=bounds,
     )

@@ -109,7 +109,12 @@ def prepare(a, b, cost, *, online=None, mass_rtol=1e-6) -> Problem:
     a_t = a_t.expand(B, n) if a_t.ndim == 1 else a_t
     b_t = b_t.expand(B, m) if b_t.ndim == 1 else b_t
     scale = torch.as_tensor(mass_a / mass_b, dtype=ref.dtype, device=ref.device)
-    b_t = b_t * scale[:, None]  # exactly balanced masses (the factor is a constant for autograd)
+    if a_t.requires_grad or b_t.requires_grad:
+        # the same value, with the gradient of the rescaling b |a| / |b|: a change of the mass of a moves b
+        # with it, so that gradients are right in every direction (not only mass-preserving ones)
+        ratio = a_t.sum(-1) / b_t.sum(-1)
+        scale = scale + (ratio - ratio.detach())
+    b_t = b_t * scale[:, None]  # exactly balanced masses
     mass_b = mass_a.copy()
 
     if geom is None:
