@@ -48,6 +48,13 @@ WORKER = textwrap.dedent("""
     div = sinkhorn_divergence(x, y, 0.3, a=a, b=b, tol=1e-12, process_group=group)
     div.backward()
     out["divergence"] = dict(value=float(div.detach()), gx=x.grad.tolist(), gy=y.grad.tolist())
+    # weight gradients, in every direction (the rescaling of b to the global mass of a is in the graph)
+    aw = torch.tensor(d["a"][rows], requires_grad=True)
+    bw = torch.tensor(d["b"], requires_grad=True)
+    res = sinkhorn(aw, bw, PointCloud(x.detach(), y.detach(), online=True), 0.3, tol=1e-12,
+                   process_group=group)
+    res.objective.backward()
+    out["weights"] = dict(ga=aw.grad.tolist(), gb=bw.grad.tolist())
     # a batch of two problems, uniform weights, a cost that is not the squared distance
     xb = torch.tensor(d["xb"][:, rows])
     yb = torch.tensor(d["yb"])
@@ -138,6 +145,26 @@ def test_two_gloo_processes_equal_one_process(two_ranks):
         assert r["objective"] == pytest.approx(float(ref.objective.detach()), abs=1e-10)
         assert r["n_iter"] == ref.n_iter and r["converged"] and r["error"] <= 1e-12
     assert runs[0]["cost"] == runs[1]["cost"] and runs[0]["g"] == runs[1]["g"]  # bit for bit
+
+
+def test_sharded_weight_gradients_equal_one_process(two_ranks):
+    data, outs = two_ranks
+    a = torch.tensor(data["a"], requires_grad=True)
+    b = torch.tensor(data["b"], requires_grad=True)
+    x, y = torch.tensor(data["x"]), torch.tensor(data["y"])
+    sinkhorn(a, b, PointCloud(x, y, online=True), 0.3, tol=1e-12).objective.backward()
+    runs = [o["weights"] for o in outs]
+    np.testing.assert_allclose(np.concatenate([r["ga"] for r in runs]), a.grad.numpy(), rtol=0, atol=1e-9)
+    for r in runs:  # b is replicated: every rank holds its whole gradient
+        np.testing.assert_allclose(r["gb"], b.grad.numpy(), rtol=0, atol=1e-9)
+    # and the one-process gradient is right where the mass changes (scaling a and b together)
+    t = 1e-6
+    plus = sinkhorn(data["a"] * (1 + t), data["b"] * (1 + t), PointCloud(data["x"], data["y"], online=True),
+                    0.3, tol=1e-13).objective
+    minus = sinkhorn(data["a"] * (1 - t), data["b"] * (1 - t), PointCloud(data["x"], data["y"], online=True),
+                     0.3, tol=1e-13).objective
+    directional = float(a.grad @ a.detach() + b.grad @ b.detach())
+    assert directional == pytest.approx((plus - minus) / (2 * t), rel=1e-5)
 
 
 def test_sharded_divergence_and_its_gradients(two_ranks):

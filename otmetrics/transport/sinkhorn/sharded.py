@@ -225,6 +225,13 @@ def prepare_sharded(a, b, geom: PointCloud, group, mass_rtol) -> Problem:
     validate_same_mass(torch.as_tensor(mass_a), b_t.detach().to(torch.float64).sum(1).cpu(), rtol=rtol)
     mass_b = b_t.detach().to(torch.float64).sum(1).cpu().numpy()
     scale = torch.as_tensor(mass_a / mass_b, dtype=ref.dtype, device=ref.device)
+    if a_t.requires_grad or b_t.requires_grad:
+        # as in problem.prepare, the rescaling b |a| / |b| in the graph (same value): the local sum of a
+        # differentiates the global mass with respect to this rank's weights
+        local = a_t.sum(-1)
+        total = torch.as_tensor(mass_a, dtype=ref.dtype, device=ref.device)
+        ratio = (local - local.detach() + total) / b_t.sum(-1)
+        scale = scale + (ratio - ratio.detach())
     b_t = b_t * scale[:, None]
     if x.ndim == 2:
         x, y = x.expand(B, *x.shape), y.expand(B, *y.shape)
