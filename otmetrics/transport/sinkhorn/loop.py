@@ -385,7 +385,7 @@ class _Alternating:
 def _subset(relax: Relaxation, index) -> Relaxation:
     part = Relaxation.__new__(Relaxation)
     part.mode = relax.mode
-    for name in ("omega", "lam", "prev", "count", "plain_rate"):
+    for name in ("omega", "lam", "prev", "count"):
         setattr(part, name, getattr(relax, name).index_select(0, index))
     return part
 

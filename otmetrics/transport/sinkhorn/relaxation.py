@@ -30,11 +30,17 @@ exact columns and a clean row error; the rate ``rho`` per iteration of that erro
 is measured, and the plain rate it implies is inverted from Young's relation
 ``(rho + w - 1)^2 = w^2 lambda rho`` (``rho = lambda`` when ``w = 1``). The estimate of ``lambda`` only
 increases (the slow modes dominate late), and ``w = w*(lambda)``, capped at :data:`OMEGA_MAX`. An error that
-did not decrease leaves ``w`` as it was. Rates measured in the transient can ratchet ``w`` up to the cap on
-problems whose asymptotic plain rate is moderate; at the cap, a rate slower than the plain rate measured
-during the warm-up backs ``w`` off (``2 - w`` doubled, down to ``w*`` of that plain rate). All of this is a
-few operations on ``B`` numbers on the device: the iterates do not depend on how often convergence is
-checked, and nothing is synchronised with the host.
+did not decrease leaves ``w`` as it was. Rates measured in the transient (a plateau of the error before the
+asymptotic regime) can ratchet ``w`` up towards the cap on problems whose asymptotic plain rate is moderate.
+Above :data:`BACKOFF_ABOVE` the iteration then shows the signature of over-relaxation: the error contracts
+like ``w - 1`` per iteration (the modes are complex, of modulus ``w - 1``, exactly when ``w`` is above its
+optimum). A rate of at least :data:`BACKOFF_RATE` ``(w - 1)`` there backs ``w`` off (``2 - w`` doubled) and
+the rate is estimated again from below, where Young's relation holds. Measured on 200 random small cost
+matrices, 40 point-cloud problems and the 10 clouds of the benchmark at eps = 0.02 (tol 1e-9, 1e-9, 1e-6):
+3.5x, 2.8x and 0.75x the iterations of the rule without back-off below the cap, and 2 of the 240 problems
+taking over 1.5x plain Sinkhorn's iterations instead of 39 (``docs/benchmarks.md``). All of this is a few
+operations on ``B`` numbers on the device: the iterates do not depend on how often convergence is checked,
+and nothing is synchronised with the host.
 """
 
 from __future__ import annotations
@@ -42,8 +48,8 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["ASCENT_FRACTION", "OMEGA_MAX", "DAMPING", "Relaxation", "check_acceleration", "relax_potential",
-           "relax_scaling"]
+__all__ = ["ASCENT_FRACTION", "OMEGA_MAX", "DAMPING", "BACKOFF_ABOVE", "BACKOFF_RATE", "Relaxation",
+           "check_acceleration", "relax_potential", "relax_scaling"]
 
 #: The fraction of the plain step's gain of the dual that a relaxed step keeps (see the module docstring).
 ASCENT_FRACTION = 1e-3
@@ -52,6 +58,13 @@ _SLOPE = math.sqrt(1.0 - ASCENT_FRACTION)
 #: The largest relaxation the adaptive rule chooses (its rate 0.995 per iteration is reached when plain
 #: Sinkhorn contracts by ``1 - 6e-6`` per iteration or more slowly).
 OMEGA_MAX = 1.995
+
+#: Above this relaxation, a rate of :data:`BACKOFF_RATE` ``(w - 1)`` or slower means ``w`` is above its
+#: optimum.
+BACKOFF_ABOVE = 1.9
+#: See :data:`BACKOFF_ABOVE` (a rate of exactly ``w - 1`` is the linear theory's; measured rates over
+#: :data:`DAMPING` iterations scatter around it).
+BACKOFF_RATE = 0.97
 
 #: Observations (every :data:`DAMPING` iterations) made with plain steps before the rate is trusted.
 _WARMUP_CHECKS = 3
@@ -121,7 +134,6 @@ class Relaxation:
         self.lam = torch.zeros(batch, **opts)
         self.prev = torch.full((batch,), float("nan"), **opts)
         self.count = torch.zeros(batch, **opts)
-        self.plain_rate = torch.ones(batch, **opts)
 
     @property
     def plain(self) -> bool:
@@ -139,19 +151,18 @@ class Relaxation:
 
         out = Relaxation.__new__(Relaxation)
         out.mode = self.mode
-        out.omega, out.lam, out.count, out.plain_rate = (
-            t.index_select(0, idx) for t in (self.omega, self.lam, self.count, self.plain_rate))
+        out.omega, out.lam, out.count = (t.index_select(0, idx) for t in (self.omega, self.lam, self.count))
         out.prev = torch.full_like(out.lam, float("nan"))
         return out
 
     def put(self, idx, part: "Relaxation"):
         """Write back the state of problems ``idx`` from ``part`` (as returned by :meth:`take`)."""
-        for name in ("omega", "lam", "count", "plain_rate"):
+        for name in ("omega", "lam", "count"):
             getattr(self, name).index_copy_(0, idx, getattr(part, name))
 
     def select(self, sel):
         """Keep the problems ``sel`` (device indices) of this subset."""
-        for name in ("omega", "lam", "prev", "count", "plain_rate"):
+        for name in ("omega", "lam", "prev", "count"):
             setattr(self, name, getattr(self, name).index_select(0, sel))
 
     def factor(self, like):
@@ -170,19 +181,14 @@ class Relaxation:
         seen = torch.isfinite(prev) & (err > 0)
         rho = (err / prev).pow(1.0 / steps)
         warm = self.count >= _WARMUP_CHECKS
-        # the plain rate, measured while the steps are plain (the warm-up)
-        plain = seen & (rho < 1) & ~warm
-        self.plain_rate = torch.where(plain, rho, self.plain_rate)
         ok = seen & (rho < 1) & warm
         lam = ((rho + omega - 1.0) ** 2 / (omega**2 * rho)).clamp(0.0, 1.0)
         lam = torch.where(ok & torch.isfinite(lam), lam, torch.zeros_like(lam))
         self.lam = torch.maximum(self.lam, lam)
-        # at the cap and slower than plain Sinkhorn was at the start: the estimate ratcheted up on transient
-        # rates (w above its optimum converges like w - 1 = 0.995); back off, halving 2 - w, but not below
-        # w*(plain rate)
-        restart = seen & warm & (omega >= OMEGA_MAX) & (rho >= self.plain_rate)
-        floor = 2.0 / (1.0 + torch.sqrt(1.0 - self.plain_rate))
-        back = torch.maximum(2.0 - 2.0 * (2.0 - omega), floor)
+        # w high and the error contracting like w - 1: w is above its optimum (the estimate ratcheted up on
+        # transient rates); back off, doubling 2 - w, and estimate again from below
+        restart = seen & warm & (omega > BACKOFF_ABOVE) & (rho < 1) & (rho >= BACKOFF_RATE * (omega - 1.0))
+        back = 2.0 - 2.0 * (2.0 - omega)
         self.lam = torch.where(restart, 1.0 - ((2.0 - back) / back) ** 2, self.lam)
         best = (2.0 / (1.0 + torch.sqrt(1.0 - self.lam))).clamp_max(OMEGA_MAX)
         self.omega = torch.where(ok | restart, best, omega)
