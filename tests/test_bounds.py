@@ -9,13 +9,13 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import otmetrics
 from otmetrics import ConvergenceWarning, PointCloud, certify, cost_matrix, emd, sinkhorn
 from otmetrics.testing import assert_bracket_contains, assert_valid_bounds
-from otmetrics.testing.strategies import ot_problems
+from otmetrics.testing.strategies import OTProblem, ot_problems
 
 torch = pytest.importorskip("torch")
 
@@ -209,16 +209,21 @@ def test_sinkhorn_bounds_with_the_issue_costs():
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem=ot_problems(max_n=8, p=2), eps=st.sampled_from([0.5, 0.05, 0.005]))
+@example(problem=OTProblem(np.array([0.0, 8 / 9, 1 / 9]), np.full(6, 1 / 6),
+                           np.array([[0.0] * 6, [1.0] + [0.0] * 5, [0.0] * 6])), eps=0.5)
 def test_bounds_hold_on_drawn_problems(problem, eps):
     exact = exact_value(problem.a, problem.b, problem.cost)
+    # the reference is HiGHS's plan summed in floating point: it is itself off by a few ulps of the
+    # largest cost (seen: 1.9e-16 below the exact 1/18 on a 3 x 6 problem with costs 0 and 1)
+    ref_error = 64 * np.finfo(float).eps * float(np.abs(problem.cost).max()) * float(np.sum(problem.a))
     res = emd(problem.a, problem.b, problem.cost)
-    assert_bracket_contains(res, exact)
+    assert_bracket_contains(res, exact, atol=ref_error)
     scale = max(exact, float(np.abs(problem.cost).max()), 1e-300)
     assert res.upper - res.lower <= 1e-12 * scale
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sk = sinkhorn(problem.a, problem.b, problem.cost, eps=eps * scale, max_iter=2000)
-    assert_bracket_contains(sk, exact)
+    assert_bracket_contains(sk, exact, atol=ref_error)
     assert_valid_bounds(sk, problem.a, problem.b, problem.cost)
 
 
