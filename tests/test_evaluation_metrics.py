@@ -6,24 +6,21 @@ MetricCollection, and torch.distributed with two gloo processes (equal to one pr
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import subprocess
 import sys
 import textwrap
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import otmetrics
+from gloo_ranks import run_ranks
 from otmetrics import (CMMD, FD, FID, KID, PRDC, FDInfinity, GaussianStats, cmmd, fd_infinity,
                        frechet_distance, prdc)
 from otmetrics.generative.features import registry
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def data(seed=0, n_real=120, n_fake=100, d=5):
@@ -358,13 +355,6 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_two_gloo_processes_equal_one_process(tmp_path):
     real, fake = data(7, n_real=90, n_fake=80, d=4)
@@ -372,20 +362,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     np.savez(tmp_path / "data.npz", real=real, fake=fake, shards=json.dumps(shards))
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", port, str(tmp_path / "data.npz"),
-                               str(tmp_path / f"out{r}.json")], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for r in range(2)]
-    try:
-        outputs = [p.communicate(timeout=180) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
-    results = [json.loads((tmp_path / f"out{r}.json").read_text()) for r in range(2)]
+    results = run_ranks(script, tmp_path / "data.npz", tmp_path)
     expected = {"fd": fd_of(real, fake), "fd_inf": fd_infinity(real, fake, num_points=5, seed=2).value,
                 "cmmd": cmmd(real, fake), "prdc": prdc(real, fake, k=4).as_dict()}
     for result in results:

@@ -4,22 +4,17 @@ torch.distributed with two gloo processes on 127.0.0.1 (the same values as one p
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import otmetrics
+from gloo_ranks import run_ranks
 from otmetrics import (FID, KID, MMD, GaussianStats, InceptionScore, frechet_distance, inception_score, kid,
                        mmd)
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def data(seed=0, n_real=100, n_fake=90, d=6):
@@ -412,11 +407,6 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_two_gloo_processes_equal_one_process(tmp_path):
     rng = np.random.default_rng(12)
@@ -433,20 +423,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     np.savez(tmp_path / "data.npz", real=real, fake=fake, probs=probs, shards=json.dumps(shards))
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", port, str(tmp_path / "data.npz"),
-                               str(tmp_path / f"out{r}.json")], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for r in range(2)]
-    try:
-        outputs = [p.communicate(timeout=180) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
-    results = [json.loads((tmp_path / f"out{r}.json").read_text()) for r in range(2)]
+    results = run_ranks(script, tmp_path / "data.npz", tmp_path)
 
     # One process, fed the rows in rank order.
     ref = {

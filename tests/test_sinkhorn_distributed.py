@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from gloo_ranks import run_ranks
 from otmetrics import PointCloud, sinkhorn, sinkhorn_divergence
 
-ROOT = Path(__file__).resolve().parents[1]
 
 WORKER = textwrap.dedent("""
     import json, os, sys
@@ -89,12 +83,6 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     if not torch.distributed.is_available():
@@ -107,20 +95,7 @@ def two_ranks(tmp_path_factory):
     data.update(a=a / a.sum(), b=b / b.sum())
     np.savez(tmp / "data.npz", **data)
     (tmp / "worker.py").write_text(WORKER)
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, str(tmp / "worker.py"), str(r), "2", port,
-                               str(tmp / "data.npz"), str(tmp / f"out{r}.json")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
-    try:
-        outputs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
-    return data, [json.loads((tmp / f"out{r}.json").read_text()) for r in range(2)]
+    return data, run_ranks(tmp / "worker.py", tmp / "data.npz", tmp, timeout=300)
 
 
 def test_two_gloo_processes_equal_one_process(two_ranks):
