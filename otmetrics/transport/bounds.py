@@ -116,12 +116,15 @@ def support_potentials(cost: np.ndarray, plan: np.ndarray, u: np.ndarray, v: np.
     rows, cols = np.nonzero(plan > 0)
     if rows.size > 2 * (n + m):
         return u, v
-    u, v = np.array(u, dtype=np.float64), np.array(v, dtype=np.float64)
+    # plain Python floats and lists: the same IEEE subtractions as on numpy scalars, several times faster
+    uu = np.array(u, dtype=np.float64).tolist()
+    vv = np.array(v, dtype=np.float64).tolist()
+    costs = cost[rows, cols].astype(np.float64).tolist()
     row_adj, col_adj = [[] for _ in range(n)], [[] for _ in range(m)]
-    for i, j in zip(rows.tolist(), cols.tolist()):
-        row_adj[i].append(j)
-        col_adj[j].append(i)
-    seen_r, seen_c = np.zeros(n, dtype=bool), np.zeros(m, dtype=bool)
+    for i, j, c in zip(rows.tolist(), cols.tolist(), costs):
+        row_adj[i].append((j, c))
+        col_adj[j].append((i, c))
+    seen_r, seen_c = [False] * n, [False] * m
     for root in range(n):
         if seen_r[root] or not row_adj[root]:
             continue
@@ -130,17 +133,18 @@ def support_potentials(cost: np.ndarray, plan: np.ndarray, u: np.ndarray, v: np.
         while queue:
             side, k = queue.popleft()
             if side == 0:
-                for j in row_adj[k]:
+                for j, c in row_adj[k]:
                     if not seen_c[j]:
                         seen_c[j] = True
-                        v[j] = cost[k, j] - u[k]
+                        vv[j] = c - uu[k]
                         queue.append((1, j))
             else:
-                for i in col_adj[k]:
+                for i, c in col_adj[k]:
                     if not seen_r[i]:
                         seen_r[i] = True
-                        u[i] = cost[i, k] - v[k]
+                        uu[i] = c - vv[k]
                         queue.append((0, i))
+    u, v = np.array(uu, dtype=np.float64), np.array(vv, dtype=np.float64)
     return u, v
 
 
