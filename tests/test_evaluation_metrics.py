@@ -316,6 +316,8 @@ def test_torchmetrics_adapter_details():
             adapter.compute()
     with pytest.raises(ValueError, match="metric: expected an otmetrics streaming metric"):
         TorchMetricsAdapter(lambda x: x)
+    with pytest.raises(ValueError, match="output: must be the name of an entry of the result, got 3"):
+        TorchMetricsAdapter(one.metric, output=3)
 
 
 # ------------------------------------------------------------------------------------------------

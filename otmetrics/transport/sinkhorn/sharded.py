@@ -79,7 +79,19 @@ def gather_rows(values, group):
     return distributed.all_gather_tensor(values.sum(1), group).sum(0)
 
 
-class ShardedPointCloudSoftMin(PointCloudSoftMin):
+class _ShardedRows:
+    """What the sharded soft-mins share: sums over the rows and the largest costs are gathered over all
+    ranks (``self.group``), so that every rank sees the global values."""
+
+    def row_sum(self, values):
+        return gather_rows(values, self.group)
+
+    def max_costs(self):
+        local = torch.as_tensor(super().max_costs())
+        return distributed.all_gather_tensor(local, self.group).amax(0).numpy()
+
+
+class ShardedPointCloudSoftMin(_ShardedRows, PointCloudSoftMin):
     """The soft-min of ``|x - y|^p`` with the rows ``x`` sharded over ``group`` and ``y`` replicated.
 
     ``x``, ``y`` must already be centred on a point common to all ranks (``_centred`` semantics).
@@ -95,13 +107,6 @@ class ShardedPointCloudSoftMin(PointCloudSoftMin):
         partial = super().col_lse(h, eps)
         return torch.logsumexp(distributed.all_gather_tensor(partial, self.group), 0)
 
-    def row_sum(self, values):
-        return gather_rows(values, self.group)
-
-    def max_costs(self):
-        local = torch.as_tensor(super().max_costs())
-        return distributed.all_gather_tensor(local, self.group).amax(0).numpy()
-
     def select(self, index):
         return ShardedPointCloudSoftMin(self.x.index_select(0, index), self.y.index_select(0, index), self.p,
                                         self.metric, self.rows, group=self.group)
@@ -116,7 +121,7 @@ class ShardedPointCloudSoftMin(PointCloudSoftMin):
         return gx, (gy if needs[1] else None)
 
 
-class ShardedSelfSoftMin(PointCloudSoftMin):
+class ShardedSelfSoftMin(_ShardedRows, PointCloudSoftMin):
     """The soft-min of ``|x - x'|^p`` for ``OT(x, x)`` with the points sharded: rows and columns are the
     points of all ranks, each rank computing its own rows.
 
@@ -151,13 +156,6 @@ class ShardedSelfSoftMin(PointCloudSoftMin):
         return total
 
     col_lse = row_lse
-
-    def row_sum(self, values):
-        return gather_rows(values, self.group)
-
-    def max_costs(self):
-        local = torch.as_tensor(super().max_costs())
-        return distributed.all_gather_tensor(local, self.group).amax(0).numpy()
 
     def select(self, index):
         return ShardedSelfSoftMin(self.x.index_select(0, index), self.p, self.metric, self.rows,
